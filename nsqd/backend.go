@@ -1,0 +1,72 @@
+package nsqd
+
+import (
+	"time"
+
+	"github.com/nsqio/go-diskqueue"
+
+	"github.com/ournsq/nsq/internal/lg"
+)
+
+// BackendQueue is where a topic or channel keeps what does not fit in memory.
+// It sits behind an interface so tests can inject failing backends and
+// ephemeral queues can have none.
+type BackendQueue interface {
+	Put([]byte) error
+	ReadChan() <-chan []byte // each read is a freshly allocated record
+	Close() error
+	Delete() error
+	Depth() int64
+	Empty() error
+}
+
+// newDiskBackend opens (or creates) the go-diskqueue for name under the data
+// path. Records are the disk format of message.go, so the accepted size range
+// is widened by the largest header we write.
+func newDiskBackend(n *NSQD, name string) BackendQueue {
+	opts := n.getOpts()
+	logf := func(level diskqueue.LogLevel, f string, args ...interface{}) {
+		n.logf(lg.LogLevel(level), f, args...)
+	}
+	return diskqueue.New(
+		name,
+		opts.DataPath,
+		opts.MaxBytesPerFile,
+		int32(legacyHeaderLength),
+		int32(opts.MaxMsgSize)+diskHeaderLengthV1,
+		opts.SyncEvery,
+		opts.SyncTimeout,
+		logf,
+	)
+}
+
+// channelBackendName is the diskqueue name of a channel (D-DISK-01).
+func channelBackendName(topicName, channelName string) string {
+	return topicName + ":" + channelName
+}
+
+// dummyBackend is the backend of ephemeral topics and channels: overflow is
+// dropped, nothing touches disk (D-EPH-01).
+type dummyBackend struct{ readChan chan []byte }
+
+func newDummyBackend() BackendQueue { return &dummyBackend{readChan: make(chan []byte)} }
+
+func (d *dummyBackend) Put([]byte) error        { return nil }
+func (d *dummyBackend) ReadChan() <-chan []byte { return d.readChan }
+func (d *dummyBackend) Close() error            { return nil }
+func (d *dummyBackend) Delete() error           { return nil }
+func (d *dummyBackend) Depth() int64            { return 0 }
+func (d *dummyBackend) Empty() error            { return nil }
+
+// writeMessageToBackend persists m; deliverAt (unix ns) keeps a deferral.
+func writeMessageToBackend(m *Message, deliverAt int64, bq BackendQueue) error {
+	return bq.Put(m.encodeDisk(deliverAt))
+}
+
+// deliverAtFromDelay turns a relative delay into the on-disk deliver-at.
+func deliverAtFromDelay(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return time.Now().Add(d).UnixNano()
+}

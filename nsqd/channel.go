@@ -1,0 +1,519 @@
+package nsqd
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ournsq/nsq/internal/lg"
+	"github.com/ournsq/nsq/internal/protocol"
+)
+
+// Consumer is what a channel needs from a subscribed client.
+type Consumer interface {
+	UnPause()
+	Pause()
+	Close() error
+	TimedOutMessage()
+	Empty()
+}
+
+var (
+	errNotInFlight    = errors.New("ID not in flight")
+	errNotOwner       = errors.New("client does not own message")
+	errAlreadyInFlt   = errors.New("ID already in flight")
+	errAlreadyDefered = errors.New("ID already deferred")
+)
+
+// Channel is one independent queue of a topic, shared by its subscribers.
+//
+// Goroutines and state: subscribed clients' pumps read memoryMsgChan and the
+// backend's ReadChan directly (whoever is ready first takes the message).
+// The in-flight set (map + heap by deadline) and the deferred set (map +
+// heap by due time) each have their own mutex, taken only for map/heap
+// updates. clients is guarded by the RWMutex. exitMutex orders puts against
+// exit so nothing is written to a closed backend.
+type Channel struct {
+	requeueCount atomic.Uint64
+	messageCount atomic.Uint64
+	timeoutCount atomic.Uint64
+
+	sync.RWMutex // guards clients
+
+	topicName string
+	name      string
+	nsqd      *NSQD
+
+	backend       BackendQueue
+	memoryMsgChan chan *Message
+	exitFlag      atomic.Bool
+	exitMutex     sync.RWMutex
+
+	clients   map[int64]Consumer
+	paused    atomic.Bool
+	ephemeral bool
+
+	deleteCallback func(*Channel)
+	deleter        sync.Once
+
+	deferredMutex    sync.Mutex
+	deferredMessages map[MessageID]*Message
+	deferredPQ       msgPQ
+
+	inFlightMutex    sync.Mutex
+	inFlightMessages map[MessageID]*Message
+	inFlightPQ       msgPQ
+}
+
+func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Channel)) *Channel {
+	c := &Channel{
+		topicName:        topicName,
+		name:             channelName,
+		nsqd:             n,
+		clients:          make(map[int64]Consumer),
+		ephemeral:        protocol.IsEphemeral(channelName),
+		deleteCallback:   deleteCallback,
+		deferredMessages: make(map[MessageID]*Message),
+		deferredPQ:       newMsgPQ(0),
+		inFlightMessages: make(map[MessageID]*Message),
+		inFlightPQ:       newMsgPQ(0),
+	}
+	memSize := n.getOpts().MemQueueSize
+	if memSize > 0 || c.ephemeral {
+		c.memoryMsgChan = make(chan *Message, memSize)
+	}
+	if c.ephemeral {
+		c.backend = newDummyBackend()
+	} else {
+		c.backend = newDiskBackend(n, channelBackendName(topicName, channelName))
+	}
+	// the queue scanner must see a new channel at once, not at its next
+	// refresh
+	n.notifyChannelSetChanged()
+	return c
+}
+
+// Name is the channel's name.
+func (c *Channel) Name() string { return c.name }
+
+// Exiting reports whether the channel is being closed or deleted.
+func (c *Channel) Exiting() bool { return c.exitFlag.Load() }
+
+// Delete drops everything and removes the channel's files (D-CHAN-02).
+func (c *Channel) Delete() error { return c.exit(true) }
+
+// Close flushes memory, in-flight and deferred messages to disk (D-SHUT-01).
+func (c *Channel) Close() error { return c.exit(false) }
+
+func (c *Channel) exit(deleted bool) error {
+	c.exitMutex.Lock()
+	defer c.exitMutex.Unlock()
+
+	if !c.exitFlag.CompareAndSwap(false, true) {
+		return errExiting
+	}
+	if deleted {
+		c.nsqd.logf(lg.INFO, "CHANNEL(%s): deleting", c.name)
+	} else {
+		c.nsqd.logf(lg.INFO, "CHANNEL(%s): closing", c.name)
+	}
+
+	// forcibly close subscribers (they see EOF, D-CHAN-02 / D-SHUT-04)
+	c.RLock()
+	for _, client := range c.clients {
+		client.Close()
+	}
+	c.RUnlock()
+
+	if deleted {
+		c.Empty()
+		return c.backend.Delete()
+	}
+	c.flush()
+	return c.backend.Close()
+}
+
+// Empty drops queued, in-flight and deferred messages (D-CHAN-03).
+func (c *Channel) Empty() error {
+	c.RLock()
+	for _, client := range c.clients {
+		client.Empty()
+	}
+	c.RUnlock()
+
+	c.inFlightMutex.Lock()
+	c.inFlightMessages = make(map[MessageID]*Message)
+	c.inFlightPQ = newMsgPQ(0)
+	c.inFlightMutex.Unlock()
+
+	c.deferredMutex.Lock()
+	c.deferredMessages = make(map[MessageID]*Message)
+	c.deferredPQ = newMsgPQ(0)
+	c.deferredMutex.Unlock()
+
+	for {
+		select {
+		case <-c.memoryMsgChan:
+		default:
+			return c.backend.Empty()
+		}
+	}
+}
+
+// flush writes memory, in-flight and deferred messages to the backend;
+// deferred ones keep their due time.
+func (c *Channel) flush() {
+	c.inFlightMutex.Lock()
+	inFlight := c.inFlightPQ
+	c.inFlightPQ = newMsgPQ(0)
+	c.inFlightMessages = make(map[MessageID]*Message)
+	c.inFlightMutex.Unlock()
+
+	c.deferredMutex.Lock()
+	deferred := c.deferredPQ
+	c.deferredPQ = newMsgPQ(0)
+	c.deferredMessages = make(map[MessageID]*Message)
+	c.deferredMutex.Unlock()
+
+	if n := len(c.memoryMsgChan); n > 0 || len(inFlight) > 0 || len(deferred) > 0 {
+		c.nsqd.logf(lg.INFO, "CHANNEL(%s): flushing %d memory %d in-flight %d deferred messages to backend",
+			c.name, n, len(inFlight), len(deferred))
+	}
+	write := func(m *Message, deliverAt int64) {
+		if err := writeMessageToBackend(m, deliverAt, c.backend); err != nil {
+			c.nsqd.logf(lg.ERROR, "failed to write message to backend - %s", err)
+		}
+	}
+drain:
+	for {
+		select {
+		case m := <-c.memoryMsgChan:
+			write(m, 0)
+		default:
+			break drain
+		}
+	}
+	for _, m := range inFlight {
+		write(m, 0)
+	}
+	for _, m := range deferred {
+		write(m, m.pri)
+	}
+}
+
+// Depth is memory + disk (D-QUEUE-01).
+func (c *Channel) Depth() int64 { return int64(len(c.memoryMsgChan)) + c.backend.Depth() }
+
+// BackendDepth is the disk part of Depth.
+func (c *Channel) BackendDepth() int64 { return c.backend.Depth() }
+
+// InFlightCount is the number of messages sent and not yet finished.
+func (c *Channel) InFlightCount() int {
+	c.inFlightMutex.Lock()
+	defer c.inFlightMutex.Unlock()
+	return len(c.inFlightMessages)
+}
+
+// DeferredCount is the number of messages waiting for their due time.
+func (c *Channel) DeferredCount() int {
+	c.deferredMutex.Lock()
+	defer c.deferredMutex.Unlock()
+	return len(c.deferredMessages)
+}
+
+// MessageCount, RequeueCount and TimeoutCount are counters since start.
+func (c *Channel) MessageCount() uint64 { return c.messageCount.Load() }
+
+// RequeueCount counts REQs.
+func (c *Channel) RequeueCount() uint64 { return c.requeueCount.Load() }
+
+// TimeoutCount counts in-flight timeouts.
+func (c *Channel) TimeoutCount() uint64 { return c.timeoutCount.Load() }
+
+// ClientCount is the number of subscribed clients.
+func (c *Channel) ClientCount() int {
+	c.RLock()
+	defer c.RUnlock()
+	return len(c.clients)
+}
+
+// Pause stops delivery to clients; messages keep accumulating (D-PAUSE-02).
+func (c *Channel) Pause() error { return c.setPaused(true) }
+
+// UnPause resumes delivery.
+func (c *Channel) UnPause() error { return c.setPaused(false) }
+
+func (c *Channel) setPaused(p bool) error {
+	c.paused.Store(p)
+	c.RLock()
+	for _, client := range c.clients {
+		if p {
+			client.Pause()
+		} else {
+			client.UnPause()
+		}
+	}
+	c.RUnlock()
+	c.nsqd.metadataChanged()
+	return nil
+}
+
+// IsPaused reports the pause flag.
+func (c *Channel) IsPaused() bool { return c.paused.Load() }
+
+// PutMessage queues a message for delivery (memory first, then disk).
+func (c *Channel) PutMessage(m *Message) error {
+	c.exitMutex.RLock()
+	defer c.exitMutex.RUnlock()
+	if c.Exiting() {
+		return errExiting
+	}
+	if err := c.put(m); err != nil {
+		return err
+	}
+	c.messageCount.Add(1)
+	return nil
+}
+
+func (c *Channel) put(m *Message) error {
+	select {
+	case c.memoryMsgChan <- m:
+		return nil
+	default:
+	}
+	err := writeMessageToBackend(m, 0, c.backend)
+	c.nsqd.SetHealth(err)
+	if err != nil {
+		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to write message to backend - %s", c.name, err)
+		return err
+	}
+	return nil
+}
+
+// PutMessageDeferred counts a DPUB copy and defers it (D-DEF-02).
+func (c *Channel) PutMessageDeferred(m *Message, timeout time.Duration) {
+	c.messageCount.Add(1)
+	c.StartDeferredTimeout(m, timeout)
+}
+
+// AddClient subscribes a client (D-TCP-30, D-TCP-31).
+func (c *Channel) AddClient(clientID int64, client Consumer) error {
+	c.exitMutex.RLock()
+	defer c.exitMutex.RUnlock()
+	if c.Exiting() {
+		return errExiting
+	}
+
+	c.Lock()
+	defer c.Unlock()
+	if _, ok := c.clients[clientID]; ok {
+		return nil
+	}
+	max := c.nsqd.getOpts().MaxChannelConsumers
+	if max != 0 && len(c.clients) >= max {
+		return fmt.Errorf("consumers for %s:%s exceeds limit of %d", c.topicName, c.name, max)
+	}
+	c.clients[clientID] = client
+	return nil
+}
+
+// RemoveClient unsubscribes a client; an ephemeral channel goes away with
+// its last client (D-EPH-02).
+func (c *Channel) RemoveClient(clientID int64) {
+	c.exitMutex.RLock()
+	defer c.exitMutex.RUnlock()
+	if c.Exiting() {
+		return
+	}
+
+	c.Lock()
+	if _, ok := c.clients[clientID]; !ok {
+		c.Unlock()
+		return
+	}
+	delete(c.clients, clientID)
+	remaining := len(c.clients)
+	c.Unlock()
+
+	if remaining == 0 && c.ephemeral {
+		go c.deleter.Do(func() { c.deleteCallback(c) })
+	}
+}
+
+// StartInFlightTimeout records m as sent to clientID, due back by timeout.
+func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.Duration) error {
+	now := time.Now()
+	m.clientID = clientID
+	m.deliveredAt = now
+	m.pri = now.Add(timeout).UnixNano()
+
+	c.inFlightMutex.Lock()
+	defer c.inFlightMutex.Unlock()
+	if _, ok := c.inFlightMessages[m.ID]; ok {
+		return errAlreadyInFlt
+	}
+	c.inFlightMessages[m.ID] = m
+	c.inFlightPQ.Push(m)
+	return nil
+}
+
+// StartDeferredTimeout keeps m until timeout has passed (D-DEF-01).
+func (c *Channel) StartDeferredTimeout(m *Message, timeout time.Duration) error {
+	return c.deferUntil(m, time.Now().Add(timeout).UnixNano())
+}
+
+func (c *Channel) deferUntil(m *Message, dueAt int64) error {
+	m.pri = dueAt
+	c.deferredMutex.Lock()
+	if _, ok := c.deferredMessages[m.ID]; ok {
+		c.deferredMutex.Unlock()
+		return errAlreadyDefered
+	}
+	c.deferredMessages[m.ID] = m
+	c.deferredPQ.Push(m)
+	c.deferredMutex.Unlock()
+	return nil
+}
+
+// popInFlight removes id from the in-flight set if clientID owns it.
+func (c *Channel) popInFlight(clientID int64, id MessageID) (*Message, error) {
+	c.inFlightMutex.Lock()
+	defer c.inFlightMutex.Unlock()
+	m, ok := c.inFlightMessages[id]
+	if !ok {
+		return nil, errNotInFlight
+	}
+	if m.clientID != clientID {
+		return nil, errNotOwner
+	}
+	delete(c.inFlightMessages, id)
+	if m.index >= 0 && m.index < len(c.inFlightPQ) && c.inFlightPQ[m.index] == m {
+		c.inFlightPQ.Remove(m.index)
+	}
+	return m, nil
+}
+
+// FinishMessage acknowledges a message (D-TCP-35).
+func (c *Channel) FinishMessage(clientID int64, id MessageID) error {
+	_, err := c.popInFlight(clientID, id)
+	return err
+}
+
+// RequeueMessage puts an in-flight message back now (timeout 0) or after
+// timeout (D-REQ-01).
+func (c *Channel) RequeueMessage(clientID int64, id MessageID, timeout time.Duration) error {
+	m, err := c.popInFlight(clientID, id)
+	if err != nil {
+		return err
+	}
+	c.requeueCount.Add(1)
+
+	if timeout == 0 {
+		c.exitMutex.RLock()
+		defer c.exitMutex.RUnlock()
+		if c.Exiting() {
+			return errExiting
+		}
+		return c.put(m)
+	}
+	return c.StartDeferredTimeout(m, timeout)
+}
+
+// TouchMessage extends a message's deadline, never beyond delivery +
+// --max-msg-timeout (D-TCP-37, D-INFL-03).
+func (c *Channel) TouchMessage(clientID int64, id MessageID, clientMsgTimeout time.Duration) error {
+	c.inFlightMutex.Lock()
+	defer c.inFlightMutex.Unlock()
+	m, ok := c.inFlightMessages[id]
+	if !ok {
+		return errNotInFlight
+	}
+	if m.clientID != clientID {
+		return errNotOwner
+	}
+	newDeadline := time.Now().Add(clientMsgTimeout)
+	if limit := m.deliveredAt.Add(c.nsqd.getOpts().MaxMsgTimeout); newDeadline.After(limit) {
+		newDeadline = limit
+	}
+	m.pri = newDeadline.UnixNano()
+	if m.index >= 0 && m.index < len(c.inFlightPQ) && c.inFlightPQ[m.index] == m {
+		c.inFlightPQ.Remove(m.index)
+	}
+	c.inFlightPQ.Push(m)
+	return nil
+}
+
+// processInFlightQueue requeues messages whose deadline passed (D-INFL-02).
+// It reports whether it found any work, and how long until the next deadline.
+func (c *Channel) processInFlightQueue(now int64) (dirty bool, next int64) {
+	c.exitMutex.RLock()
+	defer c.exitMutex.RUnlock()
+	if c.Exiting() {
+		return false, 0
+	}
+	for {
+		c.inFlightMutex.Lock()
+		m, wait := c.inFlightPQ.PeekAndShift(now)
+		if m != nil {
+			delete(c.inFlightMessages, m.ID)
+		}
+		c.inFlightMutex.Unlock()
+		if m == nil {
+			return dirty, wait
+		}
+		dirty = true
+		c.timeoutCount.Add(1)
+		c.RLock()
+		client, ok := c.clients[m.clientID]
+		c.RUnlock()
+		if ok {
+			client.TimedOutMessage()
+		}
+		c.put(m)
+	}
+}
+
+// processDeferredQueue moves due deferred messages into the queue.
+func (c *Channel) processDeferredQueue(now int64) (dirty bool, next int64) {
+	c.exitMutex.RLock()
+	defer c.exitMutex.RUnlock()
+	if c.Exiting() {
+		return false, 0
+	}
+	for {
+		c.deferredMutex.Lock()
+		m, wait := c.deferredPQ.PeekAndShift(now)
+		if m != nil {
+			delete(c.deferredMessages, m.ID)
+		}
+		c.deferredMutex.Unlock()
+		if m == nil {
+			return dirty, wait
+		}
+		dirty = true
+		c.put(m)
+	}
+}
+
+// fromBackend decodes a record read from the channel's disk queue. A record
+// whose deliver-at is still in the future goes to the deferred set and nil
+// is returned.
+func (c *Channel) fromBackend(b []byte) *Message {
+	m, err := decodeDiskMessage(b)
+	if err != nil {
+		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to decode message - %s", c.name, err)
+		return nil
+	}
+	if m.deliverAt > 0 {
+		due := m.deliverAt
+		m.deliverAt = 0
+		if due > time.Now().UnixNano() {
+			if err := c.deferUntil(m, due); err == nil {
+				return nil
+			}
+		}
+	}
+	return m
+}

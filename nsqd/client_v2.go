@@ -1,0 +1,385 @@
+package nsqd
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client states as shown in /stats (D-TCP-06).
+const (
+	stateInit = iota
+	stateDisconnected
+	stateConnected
+	stateSubscribed
+	stateClosing
+)
+
+const (
+	defaultBufferSize = 16 * 1024
+
+	frameTypeResponse int32 = 0
+	frameTypeError    int32 = 1
+	frameTypeMessage  int32 = 2
+)
+
+// identifyData is the IDENTIFY JSON body; unknown keys are ignored.
+type identifyData struct {
+	ClientID            string `json:"client_id"`
+	Hostname            string `json:"hostname"`
+	HeartbeatInterval   int    `json:"heartbeat_interval"`
+	OutputBufferSize    int    `json:"output_buffer_size"`
+	OutputBufferTimeout int    `json:"output_buffer_timeout"`
+	FeatureNegotiation  bool   `json:"feature_negotiation"`
+	TLSv1               bool   `json:"tls_v1"`
+	Deflate             bool   `json:"deflate"`
+	DeflateLevel        int    `json:"deflate_level"`
+	Snappy              bool   `json:"snappy"`
+	SampleRate          int32  `json:"sample_rate"`
+	UserAgent           string `json:"user_agent"`
+	MsgTimeout          int    `json:"msg_timeout"`
+	TopologyRegion      string `json:"topology_region"`
+	TopologyZone        string `json:"topology_zone"`
+}
+
+// identifyEvent carries the first IDENTIFY's settings to the message pump.
+type identifyEvent struct {
+	OutputBufferTimeout time.Duration
+	HeartbeatInterval   time.Duration
+	SampleRate          int32
+	MsgTimeout          time.Duration
+}
+
+// clientV2 is one V2 connection.
+//
+// Goroutines and state: the connection's IOLoop goroutine owns the reader,
+// the state machine, heartbeatInterval (read deadlines) and msgTimeout (for
+// TOUCH). The messagePump goroutine owns delivery; it learns the channel and
+// the first IDENTIFY's settings through subEventChan/identifyEventChan. Both
+// write frames, so the writer and writeTimeout sit behind writeLock. Counters
+// are atomics; metadata shown in stats sits behind metaLock.
+type clientV2 struct {
+	readyCount    atomic.Int64
+	inFlightCount atomic.Int64
+	messageCount  atomic.Uint64
+	finishCount   atomic.Uint64
+	requeueCount  atomic.Uint64
+	state         atomic.Int32
+
+	ID   int64
+	nsqd *NSQD
+	net.Conn
+
+	reader *bufio.Reader
+
+	writeLock    sync.Mutex
+	writer       *bufio.Writer
+	writeTimeout time.Duration
+	frameHeader  [8 + wireHeaderLength]byte
+
+	// IOLoop-owned
+	heartbeatInterval   time.Duration
+	msgTimeout          time.Duration
+	outputBufferSize    int
+	outputBufferTimeout time.Duration
+	sampleRate          int32
+	channel             *Channel
+
+	connectTime       time.Time
+	readyStateChan    chan struct{}
+	exitChan          chan struct{}
+	subEventChan      chan *Channel
+	identifyEventChan chan identifyEvent
+
+	metaLock       sync.RWMutex
+	clientID       string
+	hostname       string
+	userAgent      string
+	topologyRegion string
+	topologyZone   string
+	pubCounts      map[string]uint64
+}
+
+func newClientV2(id int64, conn net.Conn, n *NSQD) *clientV2 {
+	var identifier string
+	if conn != nil {
+		identifier, _, _ = net.SplitHostPort(conn.RemoteAddr().String())
+	}
+	opts := n.getOpts()
+	c := &clientV2{
+		ID:   id,
+		nsqd: n,
+		Conn: conn,
+
+		reader: bufio.NewReaderSize(conn, defaultBufferSize),
+		writer: bufio.NewWriterSize(conn, defaultBufferSize),
+
+		outputBufferSize:    defaultBufferSize,
+		outputBufferTimeout: opts.OutputBufferTimeout,
+		msgTimeout:          opts.MsgTimeout,
+		// heartbeats every half client timeout: two missed beats disconnect
+		heartbeatInterval: opts.ClientTimeout / 2,
+
+		connectTime:       time.Now(),
+		readyStateChan:    make(chan struct{}, 1),
+		exitChan:          make(chan struct{}),
+		subEventChan:      make(chan *Channel, 1),
+		identifyEventChan: make(chan identifyEvent, 1),
+
+		clientID: identifier,
+		hostname: identifier,
+	}
+	c.writeTimeout = c.heartbeatInterval
+	c.state.Store(stateInit)
+	return c
+}
+
+func (c *clientV2) String() string { return c.RemoteAddr().String() }
+
+// identify applies an IDENTIFY body (D-TCP-13..18). It mirrors NSQ's order:
+// metadata first, then heartbeat, output buffer (timeout before size),
+// sample rate and msg timeout; the first invalid value aborts.
+func (c *clientV2) identify(data identifyData) error {
+	c.metaLock.Lock()
+	c.clientID = data.ClientID
+	c.hostname = data.Hostname
+	c.userAgent = data.UserAgent
+	c.topologyRegion = data.TopologyRegion
+	c.topologyZone = data.TopologyZone
+	c.metaLock.Unlock()
+
+	if err := c.setHeartbeatInterval(data.HeartbeatInterval); err != nil {
+		return err
+	}
+	if err := c.setOutputBuffer(data.OutputBufferSize, data.OutputBufferTimeout); err != nil {
+		return err
+	}
+	if err := c.setSampleRate(data.SampleRate); err != nil {
+		return err
+	}
+	if err := c.setMsgTimeout(data.MsgTimeout); err != nil {
+		return err
+	}
+
+	ev := identifyEvent{
+		OutputBufferTimeout: c.outputBufferTimeout,
+		HeartbeatInterval:   c.heartbeatInterval,
+		SampleRate:          c.sampleRate,
+		MsgTimeout:          c.msgTimeout,
+	}
+	// only the first IDENTIFY reaches the pump (D-TCP-12)
+	select {
+	case c.identifyEventChan <- ev:
+	default:
+	}
+	return nil
+}
+
+func (c *clientV2) setHeartbeatInterval(ms int) error {
+	opts := c.nsqd.getOpts()
+	switch {
+	case ms == -1:
+		c.heartbeatInterval = 0
+	case ms == 0:
+	case ms >= 1000 && ms <= int(opts.MaxHeartbeatInterval/time.Millisecond):
+		c.heartbeatInterval = time.Duration(ms) * time.Millisecond
+	default:
+		return fmt.Errorf("heartbeat interval (%d) is invalid", ms)
+	}
+	c.writeLock.Lock()
+	c.writeTimeout = c.heartbeatInterval
+	c.writeLock.Unlock()
+	return nil
+}
+
+func (c *clientV2) setOutputBuffer(size int, timeoutMs int) error {
+	opts := c.nsqd.getOpts()
+	switch {
+	case timeoutMs == -1:
+		c.outputBufferTimeout = 0
+	case timeoutMs == 0:
+	case timeoutMs >= int(opts.MinOutputBufferTimeout/time.Millisecond) &&
+		timeoutMs <= int(opts.MaxOutputBufferTimeout/time.Millisecond):
+		c.outputBufferTimeout = time.Duration(timeoutMs) * time.Millisecond
+	default:
+		return fmt.Errorf("output buffer timeout (%d) is invalid", timeoutMs)
+	}
+
+	switch {
+	case size == -1:
+		// effectively unbuffered: every frame goes out at once
+		c.outputBufferSize = 1
+		c.outputBufferTimeout = 0
+	case size == 0:
+	case size >= 64 && size <= int(opts.MaxOutputBufferSize):
+		c.outputBufferSize = size
+	default:
+		return fmt.Errorf("output buffer size (%d) is invalid", size)
+	}
+
+	if size != 0 {
+		c.writeLock.Lock()
+		defer c.writeLock.Unlock()
+		if err := c.writer.Flush(); err != nil {
+			return err
+		}
+		c.writer = bufio.NewWriterSize(c.Conn, c.outputBufferSize)
+	}
+	return nil
+}
+
+func (c *clientV2) setSampleRate(rate int32) error {
+	if rate < 0 || rate > 99 {
+		return fmt.Errorf("sample rate (%d) is invalid", rate)
+	}
+	c.sampleRate = rate
+	return nil
+}
+
+func (c *clientV2) setMsgTimeout(ms int) error {
+	opts := c.nsqd.getOpts()
+	switch {
+	case ms == 0:
+	case ms >= 1000 && ms <= int(opts.MaxMsgTimeout/time.Millisecond):
+		c.msgTimeout = time.Duration(ms) * time.Millisecond
+	default:
+		return fmt.Errorf("msg timeout (%d) is invalid", ms)
+	}
+	return nil
+}
+
+// isReadyForMessages: RDY is a cap on outstanding messages (D-TCP-34).
+func (c *clientV2) isReadyForMessages(ch *Channel) bool {
+	if ch == nil || ch.IsPaused() {
+		return false
+	}
+	ready := c.readyCount.Load()
+	return ready > 0 && c.inFlightCount.Load() < ready
+}
+
+func (c *clientV2) setReadyCount(count int64) {
+	old := c.readyCount.Swap(count)
+	if old != count {
+		c.tryUpdateReadyState()
+	}
+}
+
+// tryUpdateReadyState wakes the pump to re-evaluate readiness.
+func (c *clientV2) tryUpdateReadyState() {
+	select {
+	case c.readyStateChan <- struct{}{}:
+	default:
+	}
+}
+
+func (c *clientV2) sendingMessage() {
+	c.inFlightCount.Add(1)
+	c.messageCount.Add(1)
+}
+
+func (c *clientV2) finishedMessage() {
+	c.finishCount.Add(1)
+	c.inFlightCount.Add(-1)
+	c.tryUpdateReadyState()
+}
+
+func (c *clientV2) requeuedMessage() {
+	c.requeueCount.Add(1)
+	c.inFlightCount.Add(-1)
+	c.tryUpdateReadyState()
+}
+
+// TimedOutMessage implements Consumer.
+func (c *clientV2) TimedOutMessage() {
+	c.inFlightCount.Add(-1)
+	c.tryUpdateReadyState()
+}
+
+// Empty implements Consumer: the channel dropped its in-flight set.
+func (c *clientV2) Empty() {
+	c.inFlightCount.Store(0)
+	c.tryUpdateReadyState()
+}
+
+// Pause implements Consumer.
+func (c *clientV2) Pause() { c.tryUpdateReadyState() }
+
+// UnPause implements Consumer.
+func (c *clientV2) UnPause() { c.tryUpdateReadyState() }
+
+// Close implements Consumer: forcibly drop the connection.
+func (c *clientV2) Close() error { return c.Conn.Close() }
+
+func (c *clientV2) startClose() {
+	c.setReadyCount(0)
+	c.state.Store(stateClosing)
+}
+
+func (c *clientV2) publishedMessage(topic string, count uint64) {
+	c.metaLock.Lock()
+	if c.pubCounts == nil {
+		c.pubCounts = make(map[string]uint64)
+	}
+	c.pubCounts[topic] += count
+	c.metaLock.Unlock()
+}
+
+// writeFrameLocked writes one frame; the caller holds writeLock.
+func (c *clientV2) writeFrameLocked(frameType int32, data []byte) error {
+	if c.writeTimeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	hdr := c.frameHeader[:8]
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(data)+4))
+	binary.BigEndian.PutUint32(hdr[4:8], uint32(frameType))
+	if _, err := c.writer.Write(hdr); err != nil {
+		return err
+	}
+	_, err := c.writer.Write(data)
+	return err
+}
+
+// sendNow writes a frame and flushes it (responses, errors, heartbeats are
+// never held back, D-TCP-50).
+func (c *clientV2) sendNow(frameType int32, data []byte) error {
+	c.writeLock.Lock()
+	defer c.writeLock.Unlock()
+	if err := c.writeFrameLocked(frameType, data); err != nil {
+		return err
+	}
+	return c.writer.Flush()
+}
+
+// writeMessage buffers a message frame (flushed by the pump's rules).
+func (c *clientV2) writeMessage(m *Message) error {
+	c.writeLock.Lock()
+	defer c.writeLock.Unlock()
+	if c.writeTimeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	hdr := c.frameHeader[:]
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(4+wireHeaderLength+len(m.Body)))
+	binary.BigEndian.PutUint32(hdr[4:8], uint32(frameTypeMessage))
+	m.writeWireHeader(hdr[8:])
+	if _, err := c.writer.Write(hdr); err != nil {
+		return err
+	}
+	_, err := c.writer.Write(m.Body)
+	return err
+}
+
+func (c *clientV2) flush() error {
+	c.writeLock.Lock()
+	defer c.writeLock.Unlock()
+	if c.writer.Buffered() == 0 {
+		return nil
+	}
+	if c.writeTimeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	return c.writer.Flush()
+}

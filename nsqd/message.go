@@ -1,0 +1,166 @@
+package nsqd
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"time"
+)
+
+// MsgIDLength is the length of a message ID on the wire (D-TCP-46).
+const MsgIDLength = 16
+
+// MessageID is the 16 hex characters identifying a message within a topic.
+type MessageID [MsgIDLength]byte
+
+// Wire layout of a message frame's data (D-TCP-45):
+//
+//	[8 bytes BE int64 timestamp ns][2 bytes BE uint16 attempts][16 bytes ID][body]
+const wireHeaderLength = 8 + 2 + MsgIDLength
+
+// On-disk record layout (what we hand go-diskqueue, which prefixes it with
+// its own int32 length).
+//
+// Version 1 (written by this nsqd):
+//
+//	offset  size  field
+//	0       1     version marker 0x81 (high bit set, low bits = version 1)
+//	1       8     timestamp, ns since epoch, BE int64
+//	9       2     attempts, BE uint16
+//	11      16    message ID (hex ASCII)
+//	27      8     deliver-at, ns since epoch, BE int64; 0 = deliver now
+//	35      n     body
+//
+// Legacy records (written by NSQ itself, D-DISK-02) have no marker: they start
+// with the timestamp, whose first byte is < 0x80 for any date after 1970, so
+// the two are told apart by the high bit of the first byte. Reading legacy
+// records lets an operator swap NSQ's binary for ours on an existing data path.
+//
+// The deliver-at field is why the format exists: NSQ drops a deferred
+// message's timing when it goes to disk; we keep it, so a DPUB that
+// overflows to disk or a deferred message flushed at shutdown is still not
+// delivered before its time.
+const (
+	diskFormatV1       = 0x81
+	diskHeaderLengthV1 = 1 + 8 + 2 + MsgIDLength + 8
+	legacyHeaderLength = wireHeaderLength
+)
+
+// errCorruptRecord is returned for a disk record that cannot be decoded.
+var errCorruptRecord = errors.New("corrupt message record")
+
+// Message is one message as it moves through a topic and its channels.
+//
+// Ownership: a *Message is owned by exactly one queue or goroutine at a time
+// (topic queue → topic pump → one channel queue → one client pump → the
+// channel's in-flight or deferred set). The bookkeeping fields below are
+// only touched by the current owner or under the owning channel's lock.
+type Message struct {
+	ID        MessageID
+	Body      []byte
+	Timestamp int64
+	Attempts  uint16
+
+	// deferred is the DPUB delay while the message sits in a topic queue.
+	deferred time.Duration
+	// deliverAt (ns) is set on a message read back from disk that must not
+	// be delivered before then.
+	deliverAt int64
+
+	// in-flight / deferred bookkeeping, guarded by the channel's locks
+	clientID int64
+	pri      int64 // deadline (in flight) or due time (deferred), unix ns
+	index    int   // position in the channel heap
+	// deliveredAt is when the message was last sent to a client (TOUCH cap).
+	deliveredAt time.Time
+}
+
+// NewMessage builds a message with the current time as its timestamp.
+func NewMessage(id MessageID, body []byte) *Message {
+	return &Message{ID: id, Body: body, Timestamp: time.Now().UnixNano()}
+}
+
+// copyForChannel returns a message that shares the body (never mutated) but
+// has its own bookkeeping, for fan-out to a further channel.
+func (m *Message) copyForChannel() *Message {
+	return &Message{
+		ID:        m.ID,
+		Body:      m.Body,
+		Timestamp: m.Timestamp,
+		Attempts:  m.Attempts,
+		deferred:  m.deferred,
+		deliverAt: m.deliverAt,
+	}
+}
+
+// appendWire appends the message's frame data (not the frame header).
+func (m *Message) appendWire(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Timestamp))
+	b = binary.BigEndian.AppendUint16(b, m.Attempts)
+	b = append(b, m.ID[:]...)
+	return append(b, m.Body...)
+}
+
+// writeWireHeader writes the 26 header bytes of the wire layout into buf.
+func (m *Message) writeWireHeader(buf []byte) {
+	binary.BigEndian.PutUint64(buf[0:8], uint64(m.Timestamp))
+	binary.BigEndian.PutUint16(buf[8:10], m.Attempts)
+	copy(buf[10:26], m.ID[:])
+}
+
+// encodeDisk renders the version-1 disk record; deliverAt 0 means no delay.
+func (m *Message) encodeDisk(deliverAt int64) []byte {
+	b := make([]byte, diskHeaderLengthV1, diskHeaderLengthV1+len(m.Body))
+	b[0] = diskFormatV1
+	binary.BigEndian.PutUint64(b[1:9], uint64(m.Timestamp))
+	binary.BigEndian.PutUint16(b[9:11], m.Attempts)
+	copy(b[11:27], m.ID[:])
+	binary.BigEndian.PutUint64(b[27:35], uint64(deliverAt))
+	return append(b, m.Body...)
+}
+
+// decodeDiskMessage parses a version-1 or legacy (NSQ) disk record. The body
+// aliases b, which go-diskqueue allocates fresh for every read.
+func decodeDiskMessage(b []byte) (*Message, error) {
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		if b[0] != diskFormatV1 {
+			return nil, fmt.Errorf("%w: unknown format version 0x%02x", errCorruptRecord, b[0])
+		}
+		if len(b) <= diskHeaderLengthV1 {
+			return nil, fmt.Errorf("%w: %d bytes is shorter than a v1 record", errCorruptRecord, len(b))
+		}
+		m := &Message{
+			Timestamp: int64(binary.BigEndian.Uint64(b[1:9])),
+			Attempts:  binary.BigEndian.Uint16(b[9:11]),
+			deliverAt: int64(binary.BigEndian.Uint64(b[27:35])),
+			Body:      b[diskHeaderLengthV1:],
+		}
+		copy(m.ID[:], b[11:27])
+		return m, nil
+	}
+	if len(b) < legacyHeaderLength {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than a legacy record", errCorruptRecord, len(b))
+	}
+	m := &Message{
+		Timestamp: int64(binary.BigEndian.Uint64(b[0:8])),
+		Attempts:  binary.BigEndian.Uint16(b[8:10]),
+		Body:      b[legacyHeaderLength:],
+	}
+	copy(m.ID[:], b[10:26])
+	return m, nil
+}
+
+// decodeWireMessage parses a message frame's data (used by tests and tools).
+func decodeWireMessage(b []byte) (*Message, error) {
+	if len(b) < wireHeaderLength {
+		return nil, fmt.Errorf("message data too short: %d bytes", len(b))
+	}
+	m := &Message{
+		Timestamp: int64(binary.BigEndian.Uint64(b[0:8])),
+		Attempts:  binary.BigEndian.Uint16(b[8:10]),
+		Body:      b[wireHeaderLength:],
+	}
+	copy(m.ID[:], b[10:26])
+	return m, nil
+}

@@ -1,0 +1,702 @@
+package nsqd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ournsq/nsq/internal/lg"
+	"github.com/ournsq/nsq/internal/protocol"
+	"github.com/ournsq/nsq/internal/version"
+)
+
+var (
+	separatorBytes = []byte(" ")
+	heartbeatBytes = []byte("_heartbeat_")
+	okBytes        = []byte("OK")
+	closeWaitBytes = []byte("CLOSE_WAIT")
+)
+
+// protocolV2 executes V2 commands for one nsqd.
+type protocolV2 struct {
+	nsqd *NSQD
+}
+
+func fatal(code, format string, args ...interface{}) error {
+	return protocol.NewFatal(code, fmt.Sprintf(format, args...))
+}
+
+func nonFatal(code, format string, args ...interface{}) error {
+	return protocol.NewNonFatal(code, fmt.Sprintf(format, args...))
+}
+
+// ioLoop reads and executes commands until the client leaves or a fatal
+// error; the message pump runs beside it and is waited for before return.
+func (p *protocolV2) ioLoop(c *clientV2) error {
+	pumpDone := make(chan struct{})
+	// the pump starts with the defaults; IDENTIFY reaches it as an event
+	initial := identifyEvent{
+		OutputBufferTimeout: c.outputBufferTimeout,
+		HeartbeatInterval:   c.heartbeatInterval,
+		SampleRate:          c.sampleRate,
+		MsgTimeout:          c.msgTimeout,
+	}
+	go p.messagePump(c, initial, pumpDone)
+
+	var err error
+	for {
+		if c.heartbeatInterval > 0 {
+			c.SetReadDeadline(time.Now().Add(c.heartbeatInterval * 2))
+		} else {
+			c.SetReadDeadline(time.Time{})
+		}
+
+		var line []byte
+		line, err = c.reader.ReadSlice('\n')
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			} else {
+				err = fmt.Errorf("failed to read command - %w", err)
+			}
+			break
+		}
+		line = line[:len(line)-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		params := bytes.Split(line, separatorBytes)
+
+		p.nsqd.logf(lg.DEBUG, "PROTOCOL(V2): [%s] %s", c, line)
+
+		var response []byte
+		response, err = p.exec(c, params)
+		if err != nil {
+			var cerr *protocol.ClientError
+			if !errors.As(err, &cerr) {
+				cerr = protocol.NewFatal("E_INVALID", err.Error())
+			}
+			p.nsqd.logf(lg.ERROR, "[%s] - %s", c, cerr)
+			if sendErr := c.sendNow(frameTypeError, []byte(cerr.Error())); sendErr != nil {
+				err = fmt.Errorf("failed to send error - %w", sendErr)
+				break
+			}
+			if cerr.Fatal {
+				break
+			}
+			err = nil
+			continue
+		}
+		if response != nil {
+			if err = c.sendNow(frameTypeResponse, response); err != nil {
+				err = fmt.Errorf("failed to send response - %w", err)
+				break
+			}
+		}
+	}
+
+	p.nsqd.logf(lg.INFO, "PROTOCOL(V2): [%s] exiting ioloop", c)
+	close(c.exitChan)
+	// closing first unblocks a pump stuck writing to a client that stopped reading
+	c.Conn.Close()
+	<-pumpDone
+	if c.channel != nil {
+		c.channel.RemoveClient(c.ID)
+	}
+	return err
+}
+
+func (p *protocolV2) exec(c *clientV2, params [][]byte) ([]byte, error) {
+	switch {
+	case bytes.Equal(params[0], []byte("FIN")):
+		return p.FIN(c, params)
+	case bytes.Equal(params[0], []byte("RDY")):
+		return p.RDY(c, params)
+	case bytes.Equal(params[0], []byte("REQ")):
+		return p.REQ(c, params)
+	case bytes.Equal(params[0], []byte("PUB")):
+		return p.PUB(c, params)
+	case bytes.Equal(params[0], []byte("MPUB")):
+		return p.MPUB(c, params)
+	case bytes.Equal(params[0], []byte("DPUB")):
+		return p.DPUB(c, params)
+	case bytes.Equal(params[0], []byte("NOP")):
+		return nil, nil
+	case bytes.Equal(params[0], []byte("TOUCH")):
+		return p.TOUCH(c, params)
+	case bytes.Equal(params[0], []byte("SUB")):
+		return p.SUB(c, params)
+	case bytes.Equal(params[0], []byte("CLS")):
+		return p.CLS(c, params)
+	case bytes.Equal(params[0], []byte("IDENTIFY")):
+		return p.IDENTIFY(c, params)
+	case bytes.Equal(params[0], []byte("AUTH")):
+		return p.AUTH(c, params)
+	}
+	return nil, fatal("E_INVALID", "invalid command %s", params[0])
+}
+
+// messagePump delivers messages to one client, respecting RDY, and sends
+// heartbeats and flushes the output buffer (D-TCP-48..50).
+func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan struct{}) {
+	defer close(done)
+
+	var err error
+	var memoryMsgChan chan *Message
+	var backendMsgChan <-chan []byte
+	var subChannel *Channel
+	// nil until the output buffer holds data that must go out on time
+	var flusherChan <-chan time.Time
+	sampleRate := settings.SampleRate
+	msgTimeout := settings.MsgTimeout
+
+	subEventChan := c.subEventChan
+	identifyEventChan := c.identifyEventChan
+	outputBufferTicker := newOptionalTicker(settings.OutputBufferTimeout)
+	heartbeatTicker := newOptionalTicker(settings.HeartbeatInterval)
+	defer func() {
+		heartbeatTicker.Stop()
+		outputBufferTicker.Stop()
+	}()
+
+	// flushed: nothing is waiting in the output buffer
+	flushed := true
+
+	for {
+		if subChannel == nil || !c.isReadyForMessages(subChannel) {
+			// not ready: take nothing, and push out what is buffered
+			memoryMsgChan = nil
+			backendMsgChan = nil
+			flusherChan = nil
+			if !flushed {
+				if err = c.flush(); err != nil {
+					goto exit
+				}
+				flushed = true
+			}
+		} else if flushed {
+			memoryMsgChan = subChannel.memoryMsgChan
+			backendMsgChan = subChannel.backend.ReadChan()
+			flusherChan = nil
+		} else {
+			memoryMsgChan = subChannel.memoryMsgChan
+			backendMsgChan = subChannel.backend.ReadChan()
+			flusherChan = outputBufferTicker.C
+		}
+
+		select {
+		case <-flusherChan:
+			if err = c.flush(); err != nil {
+				goto exit
+			}
+			flushed = true
+		case <-c.readyStateChan:
+		case subChannel = <-subEventChan:
+			subEventChan = nil
+		case ev := <-identifyEventChan:
+			identifyEventChan = nil
+			outputBufferTicker.Stop()
+			outputBufferTicker = newOptionalTicker(ev.OutputBufferTimeout)
+			heartbeatTicker.Stop()
+			heartbeatTicker = newOptionalTicker(ev.HeartbeatInterval)
+			sampleRate = ev.SampleRate
+			msgTimeout = ev.MsgTimeout
+		case <-heartbeatTicker.C:
+			if err = c.sendNow(frameTypeResponse, heartbeatBytes); err != nil {
+				goto exit
+			}
+			flushed = true
+		case b := <-backendMsgChan:
+			msg := subChannel.fromBackend(b)
+			if msg == nil {
+				continue
+			}
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				goto exit
+			}
+			flushed = false
+		case msg := <-memoryMsgChan:
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				goto exit
+			}
+			flushed = false
+		case <-c.exitChan:
+			goto exit
+		}
+	}
+
+exit:
+	if err != nil {
+		p.nsqd.logf(lg.ERROR, "PROTOCOL(V2): [%s] messagePump error - %s", c, err)
+		c.Conn.Close()
+	}
+}
+
+// optionalTicker is a ticker whose channel never fires when d <= 0.
+type optionalTicker struct {
+	*time.Ticker
+	C <-chan time.Time
+}
+
+func newOptionalTicker(d time.Duration) optionalTicker {
+	if d <= 0 {
+		return optionalTicker{}
+	}
+	t := time.NewTicker(d)
+	return optionalTicker{Ticker: t, C: t.C}
+}
+
+// Stop stops the ticker if there is one.
+func (t optionalTicker) Stop() {
+	if t.Ticker != nil {
+		t.Ticker.Stop()
+	}
+}
+
+// deliver marks msg in flight for c and buffers its frame (D-TCP-49).
+func (p *protocolV2) deliver(c *clientV2, ch *Channel, msg *Message, sampleRate int32, msgTimeout time.Duration) error {
+	// sampling drops the message for this channel, as NSQ does (Q-04)
+	if sampleRate > 0 && rand.Int32N(100) > sampleRate {
+		return nil
+	}
+	msg.Attempts++
+	if err := ch.StartInFlightTimeout(msg, c.ID, msgTimeout); err != nil {
+		// the same ID is already out on this channel: retry it later
+		// rather than lose or double-track it
+		p.nsqd.logf(lg.WARN, "PROTOCOL(V2): [%s] %s - deferring msg %s", c, err, msg.ID[:])
+		msg.Attempts--
+		ch.StartDeferredTimeout(msg, msgTimeout)
+		return nil
+	}
+	c.sendingMessage()
+	return c.writeMessage(msg)
+}
+
+func (p *protocolV2) IDENTIFY(c *clientV2, params [][]byte) ([]byte, error) {
+	if c.state.Load() != stateInit {
+		return nil, fatal("E_INVALID", "cannot IDENTIFY in current state")
+	}
+	body, err := p.readSizedBody(c, "IDENTIFY")
+	if err != nil {
+		return nil, err
+	}
+
+	var data identifyData
+	if err := json.Unmarshal(body, &data); err != nil {
+		return nil, fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body")
+	}
+	p.nsqd.logf(lg.DEBUG, "PROTOCOL(V2): [%s] %+v", c, data)
+
+	if err := c.identify(data); err != nil {
+		return nil, fatal("E_BAD_BODY", "IDENTIFY %s", err)
+	}
+	if !data.FeatureNegotiation {
+		return okBytes, nil
+	}
+
+	opts := p.nsqd.getOpts()
+	// TLS, snappy and deflate are not offered yet: they answer false
+	tlsv1 := false
+	deflate := false
+	snappy := false
+	deflateLevel := 6
+	if data.DeflateLevel > 0 {
+		deflateLevel = data.DeflateLevel
+	}
+	if deflateLevel > opts.MaxDeflateLevel {
+		deflateLevel = opts.MaxDeflateLevel
+	}
+	if deflate && snappy {
+		return nil, fatal("E_IDENTIFY_FAILED", "cannot enable both deflate and snappy compression")
+	}
+
+	resp, err := json.Marshal(identifyResponse{
+		MaxRdyCount:         opts.MaxRdyCount,
+		Version:             version.Binary,
+		MaxMsgTimeout:       int64(opts.MaxMsgTimeout / time.Millisecond),
+		MsgTimeout:          int64(c.msgTimeout / time.Millisecond),
+		TLSv1:               tlsv1,
+		Deflate:             deflate,
+		DeflateLevel:        deflateLevel,
+		MaxDeflateLevel:     opts.MaxDeflateLevel,
+		Snappy:              snappy,
+		SampleRate:          c.sampleRate,
+		AuthRequired:        len(opts.AuthHTTPAddresses) > 0,
+		OutputBufferSize:    c.outputBufferSize,
+		OutputBufferTimeout: int64(c.outputBufferTimeout / time.Millisecond),
+		TopologyRegion:      opts.TopologyRegion,
+		TopologyZone:        opts.TopologyZone,
+	})
+	if err != nil {
+		return nil, fatal("E_IDENTIFY_FAILED", "IDENTIFY failed %s", err)
+	}
+	if err := c.sendNow(frameTypeResponse, resp); err != nil {
+		return nil, fatal("E_IDENTIFY_FAILED", "IDENTIFY failed %s", err)
+	}
+	return nil, nil
+}
+
+// identifyResponse is the negotiated IDENTIFY answer; field order is the
+// wire's key order (D-TCP-20).
+type identifyResponse struct {
+	MaxRdyCount         int64  `json:"max_rdy_count"`
+	Version             string `json:"version"`
+	MaxMsgTimeout       int64  `json:"max_msg_timeout"`
+	MsgTimeout          int64  `json:"msg_timeout"`
+	TLSv1               bool   `json:"tls_v1"`
+	Deflate             bool   `json:"deflate"`
+	DeflateLevel        int    `json:"deflate_level"`
+	MaxDeflateLevel     int    `json:"max_deflate_level"`
+	Snappy              bool   `json:"snappy"`
+	SampleRate          int32  `json:"sample_rate"`
+	AuthRequired        bool   `json:"auth_required"`
+	OutputBufferSize    int    `json:"output_buffer_size"`
+	OutputBufferTimeout int64  `json:"output_buffer_timeout"`
+	TopologyRegion      string `json:"topology_region"`
+	TopologyZone        string `json:"topology_zone"`
+}
+
+// readSizedBody reads an IDENTIFY/AUTH body: [int32 size][bytes], size
+// checked against --max-body-size before anything is allocated.
+func (p *protocolV2) readSizedBody(c *clientV2, cmd string) ([]byte, error) {
+	size, err := protocol.ReadInt32(c.reader)
+	if err != nil {
+		return nil, fatal("E_BAD_BODY", "%s failed to read body size", cmd)
+	}
+	max := p.nsqd.getOpts().MaxBodySize
+	if int64(size) > max {
+		return nil, fatal("E_BAD_BODY", "%s body too big %d > %d", cmd, size, max)
+	}
+	if size <= 0 {
+		return nil, fatal("E_BAD_BODY", "%s invalid body size %d", cmd, size)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(c.reader, body); err != nil {
+		return nil, fatal("E_BAD_BODY", "%s failed to read body", cmd)
+	}
+	return body, nil
+}
+
+func (p *protocolV2) AUTH(c *clientV2, params [][]byte) ([]byte, error) {
+	if c.state.Load() != stateInit {
+		return nil, fatal("E_INVALID", "cannot AUTH in current state")
+	}
+	if len(params) != 1 {
+		return nil, fatal("E_INVALID", "AUTH invalid number of parameters")
+	}
+	if _, err := p.readSizedBody(c, "AUTH"); err != nil {
+		return nil, err
+	}
+	// auth servers are not supported yet: behave as NSQ without
+	// --auth-http-address
+	return nil, fatal("E_AUTH_DISABLED", "AUTH disabled")
+}
+
+func (p *protocolV2) SUB(c *clientV2, params [][]byte) ([]byte, error) {
+	if c.state.Load() != stateInit {
+		return nil, fatal("E_INVALID", "cannot SUB in current state")
+	}
+	if c.heartbeatInterval <= 0 {
+		return nil, fatal("E_INVALID", "cannot SUB with heartbeats disabled")
+	}
+	if len(params) < 3 {
+		return nil, fatal("E_INVALID", "SUB insufficient number of parameters")
+	}
+	topicName := string(params[1])
+	if !protocol.IsValidTopicName(topicName) {
+		return nil, fatal("E_BAD_TOPIC", "SUB topic name %q is not valid", topicName)
+	}
+	channelName := string(params[2])
+	if !protocol.IsValidChannelName(channelName) {
+		return nil, fatal("E_BAD_CHANNEL", "SUB channel name %q is not valid", channelName)
+	}
+
+	// An ephemeral topic/channel may be on its way out just as we join it:
+	// retry once after a pause, as NSQ does (D-TCP-32).
+	var channel *Channel
+	for attempt := 1; ; attempt++ {
+		topic := p.nsqd.GetTopic(topicName)
+		channel = topic.GetChannel(channelName)
+		if err := channel.AddClient(c.ID, c); err != nil {
+			return nil, fatal("E_SUB_FAILED", "SUB failed %s", err)
+		}
+		if (channel.ephemeral && channel.Exiting()) || (topic.ephemeral && topic.Exiting()) {
+			channel.RemoveClient(c.ID)
+			if attempt < 2 {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			return nil, fatal("E_SUB_FAILED", "SUB failed to deleted topic/channel")
+		}
+		break
+	}
+	c.state.Store(stateSubscribed)
+	c.channel = channel
+	c.subEventChan <- channel
+	return okBytes, nil
+}
+
+func (p *protocolV2) RDY(c *clientV2, params [][]byte) ([]byte, error) {
+	state := c.state.Load()
+	if state == stateClosing {
+		p.nsqd.logf(lg.INFO, "PROTOCOL(V2): [%s] ignoring RDY after CLS in state ClientStateV2Closing", c)
+		return nil, nil
+	}
+	if state != stateSubscribed {
+		return nil, fatal("E_INVALID", "cannot RDY in current state")
+	}
+	count := int64(1)
+	if len(params) > 1 {
+		n, err := protocol.ParseUint(params[1])
+		if err != nil {
+			return nil, fatal("E_INVALID", "RDY could not parse count %s", params[1])
+		}
+		count = n
+	}
+	max := p.nsqd.getOpts().MaxRdyCount
+	if count < 0 || count > max {
+		return nil, fatal("E_INVALID", "RDY count %d out of range 0-%d", count, max)
+	}
+	c.setReadyCount(count)
+	return nil, nil
+}
+
+// checkFinishState: FIN/REQ/TOUCH are legal while subscribed or closing.
+func checkFinishState(c *clientV2, cmd string) error {
+	if s := c.state.Load(); s != stateSubscribed && s != stateClosing {
+		return fatal("E_INVALID", "cannot %s in current state", cmd)
+	}
+	return nil
+}
+
+func getMessageID(p []byte) (MessageID, error) {
+	var id MessageID
+	if len(p) != MsgIDLength {
+		return id, fatal("E_INVALID", "invalid message ID")
+	}
+	copy(id[:], p)
+	return id, nil
+}
+
+func (p *protocolV2) FIN(c *clientV2, params [][]byte) ([]byte, error) {
+	if err := checkFinishState(c, "FIN"); err != nil {
+		return nil, err
+	}
+	if len(params) < 2 {
+		return nil, fatal("E_INVALID", "FIN insufficient number of params")
+	}
+	id, err := getMessageID(params[1])
+	if err != nil {
+		return nil, err
+	}
+	if err := c.channel.FinishMessage(c.ID, id); err != nil {
+		return nil, nonFatal("E_FIN_FAILED", "FIN %s failed %s", id[:], err)
+	}
+	c.finishedMessage()
+	return nil, nil
+}
+
+func (p *protocolV2) REQ(c *clientV2, params [][]byte) ([]byte, error) {
+	if err := checkFinishState(c, "REQ"); err != nil {
+		return nil, err
+	}
+	if len(params) < 3 {
+		return nil, fatal("E_INVALID", "REQ insufficient number of params")
+	}
+	id, err := getMessageID(params[1])
+	if err != nil {
+		return nil, err
+	}
+	timeoutMs, err := protocol.ParseUint(params[2])
+	if err != nil {
+		return nil, fatal("E_INVALID", "REQ could not parse timeout %s", params[2])
+	}
+	// clamped, not refused (D-TCP-36)
+	maxReq := p.nsqd.getOpts().MaxReqTimeout
+	timeout := time.Duration(timeoutMs) * time.Millisecond
+	if timeoutMs > int64(maxReq/time.Millisecond) {
+		clamped := maxReq
+		p.nsqd.logf(lg.INFO, "PROTOCOL(V2): [%s] REQ timeout %d out of range 0-%d. Setting to %d",
+			c, timeoutMs*int64(time.Millisecond), maxReq, clamped)
+		timeout = clamped
+	}
+	if err := c.channel.RequeueMessage(c.ID, id, timeout); err != nil {
+		return nil, nonFatal("E_REQ_FAILED", "REQ %s failed %s", id[:], err)
+	}
+	c.requeuedMessage()
+	return nil, nil
+}
+
+func (p *protocolV2) TOUCH(c *clientV2, params [][]byte) ([]byte, error) {
+	if err := checkFinishState(c, "TOUCH"); err != nil {
+		return nil, err
+	}
+	if len(params) < 2 {
+		return nil, fatal("E_INVALID", "TOUCH insufficient number of params")
+	}
+	id, err := getMessageID(params[1])
+	if err != nil {
+		return nil, err
+	}
+	if err := c.channel.TouchMessage(c.ID, id, c.msgTimeout); err != nil {
+		return nil, nonFatal("E_TOUCH_FAILED", "TOUCH %s failed %s", id[:], err)
+	}
+	return nil, nil
+}
+
+func (p *protocolV2) CLS(c *clientV2, params [][]byte) ([]byte, error) {
+	if c.state.Load() != stateSubscribed {
+		return nil, fatal("E_INVALID", "cannot CLS in current state")
+	}
+	c.startClose()
+	return closeWaitBytes, nil
+}
+
+// readMessageBody reads [int32 size][body] for PUB/DPUB, checking the size
+// before allocating (D-TCP-40, D-TCP-43).
+func (p *protocolV2) readMessageBody(c *clientV2, cmd string) ([]byte, error) {
+	size, err := protocol.ReadInt32(c.reader)
+	if err != nil {
+		return nil, fatal("E_BAD_MESSAGE", "%s failed to read message body size", cmd)
+	}
+	if size <= 0 {
+		return nil, fatal("E_BAD_MESSAGE", "%s invalid message body size %d", cmd, size)
+	}
+	max := p.nsqd.getOpts().MaxMsgSize
+	if int64(size) > max {
+		return nil, fatal("E_BAD_MESSAGE", "%s message too big %d > %d", cmd, size, max)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(c.reader, body); err != nil {
+		return nil, fatal("E_BAD_MESSAGE", "%s failed to read message body", cmd)
+	}
+	return body, nil
+}
+
+func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {
+	if len(params) < 2 {
+		return nil, fatal("E_INVALID", "PUB insufficient number of parameters")
+	}
+	topicName := string(params[1])
+	if !protocol.IsValidTopicName(topicName) {
+		return nil, fatal("E_BAD_TOPIC", "PUB topic name %q is not valid", topicName)
+	}
+	body, err := p.readMessageBody(c, "PUB")
+	if err != nil {
+		return nil, err
+	}
+	topic := p.nsqd.GetTopic(topicName)
+	msg := NewMessage(topic.GenerateID(), body)
+	if err := topic.PutMessage(msg); err != nil {
+		return nil, fatal("E_PUB_FAILED", "PUB failed %s", err)
+	}
+	c.publishedMessage(topicName, 1)
+	return okBytes, nil
+}
+
+func (p *protocolV2) DPUB(c *clientV2, params [][]byte) ([]byte, error) {
+	if len(params) < 3 {
+		return nil, fatal("E_INVALID", "DPUB insufficient number of parameters")
+	}
+	topicName := string(params[1])
+	if !protocol.IsValidTopicName(topicName) {
+		return nil, fatal("E_BAD_TOPIC", "DPUB topic name %q is not valid", topicName)
+	}
+	timeoutMs, err := protocol.ParseUint(params[2])
+	if err != nil {
+		return nil, fatal("E_INVALID", "DPUB could not parse timeout %s", params[2])
+	}
+	maxMs := int64(p.nsqd.getOpts().MaxReqTimeout / time.Millisecond)
+	if timeoutMs > maxMs {
+		return nil, fatal("E_INVALID", "DPUB timeout %d out of range 0-%d", timeoutMs, maxMs)
+	}
+	body, err := p.readMessageBody(c, "DPUB")
+	if err != nil {
+		return nil, err
+	}
+	topic := p.nsqd.GetTopic(topicName)
+	msg := NewMessage(topic.GenerateID(), body)
+	msg.deferred = time.Duration(timeoutMs) * time.Millisecond
+	if err := topic.PutMessage(msg); err != nil {
+		return nil, fatal("E_DPUB_FAILED", "DPUB failed %s", err)
+	}
+	c.publishedMessage(topicName, 1)
+	return okBytes, nil
+}
+
+func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
+	if len(params) < 2 {
+		return nil, fatal("E_INVALID", "MPUB insufficient number of parameters")
+	}
+	topicName := string(params[1])
+	if !protocol.IsValidTopicName(topicName) {
+		// the code repeats in the text, as in NSQ (Q-01)
+		return nil, fatal("E_BAD_TOPIC", "E_BAD_TOPIC MPUB topic name %q is not valid", topicName)
+	}
+	opts := p.nsqd.getOpts()
+	bodyLen, err := protocol.ReadInt32(c.reader)
+	if err != nil {
+		return nil, fatal("E_BAD_BODY", "MPUB failed to read body size")
+	}
+	if bodyLen <= 0 {
+		return nil, fatal("E_BAD_BODY", "MPUB invalid body size %d", bodyLen)
+	}
+	if int64(bodyLen) > opts.MaxBodySize {
+		return nil, fatal("E_BAD_BODY", "MPUB body too big %d > %d", bodyLen, opts.MaxBodySize)
+	}
+
+	topic := p.nsqd.GetTopic(topicName)
+	msgs, err := p.readMPUB(c, topic, opts.MaxMsgSize, opts.MaxBodySize)
+	if err != nil {
+		return nil, err
+	}
+	if err := topic.PutMessages(msgs); err != nil {
+		return nil, fatal("E_MPUB_FAILED", "MPUB failed %s", err)
+	}
+	c.publishedMessage(topicName, uint64(len(msgs)))
+	return okBytes, nil
+}
+
+// readMPUB reads [int32 count]([int32 size][body])*. As in NSQ the outer
+// body size is only range-checked (Q-12), but the bodies together may not
+// exceed --max-body-size, so one MPUB can never make us hold more than that.
+func (p *protocolV2) readMPUB(c *clientV2, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Message, error) {
+	num, err := protocol.ReadInt32(c.reader)
+	if err != nil {
+		return nil, fatal("E_BAD_BODY", "MPUB failed to read message count")
+	}
+	// each message needs at least 4 bytes of size and 1 of body
+	maxMessages := (maxBodySize - 4) / 5
+	if num <= 0 || int64(num) > maxMessages {
+		return nil, fatal("E_BAD_BODY", "MPUB invalid message count %d", num)
+	}
+
+	msgs := make([]*Message, 0, min(int(num), 1024))
+	var total int64
+	for i := int32(0); i < num; i++ {
+		size, err := protocol.ReadInt32(c.reader)
+		if err != nil {
+			return nil, fatal("E_BAD_MESSAGE", "MPUB failed to read message(%d) body size", i)
+		}
+		if size <= 0 {
+			return nil, fatal("E_BAD_MESSAGE", "MPUB invalid message(%d) body size %d", i, size)
+		}
+		if int64(size) > maxMsgSize {
+			return nil, fatal("E_BAD_MESSAGE", "MPUB message too big %d > %d", size, maxMsgSize)
+		}
+		total += int64(size)
+		if total > maxBodySize {
+			return nil, fatal("E_BAD_BODY", "MPUB body too big %d > %d", total, maxBodySize)
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(c.reader, body); err != nil {
+			return nil, fatal("E_BAD_MESSAGE", "MPUB failed to read message body")
+		}
+		msgs = append(msgs, NewMessage(topic.GenerateID(), body))
+	}
+	return msgs, nil
+}

@@ -1,0 +1,412 @@
+package nsqd
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ournsq/nsq/internal/lg"
+	"github.com/ournsq/nsq/internal/protocol"
+)
+
+var errExiting = errors.New("exiting")
+
+// Topic receives published messages and copies each one to every channel.
+//
+// Goroutines and state: the topic's messagePump is the only reader of
+// memoryMsgChan and of the backend's ReadChan; publishers write to them
+// under the RLock (so Delete/Close can wait them out with the write lock).
+// channelMap is guarded by the RWMutex; counters are atomics.
+type Topic struct {
+	messageCount atomic.Uint64
+	messageBytes atomic.Uint64
+
+	sync.RWMutex // guards channelMap and publishing vs. exit
+
+	name       string
+	channelMap map[string]*Channel
+	backend    BackendQueue
+	// memoryMsgChan is nil when --mem-queue-size=0 (everything via disk),
+	// unbuffered for ephemeral topics with size 0 (hand-off only).
+	memoryMsgChan     chan *Message
+	startChan         chan struct{}
+	exitChan          chan struct{}
+	channelUpdateChan chan struct{}
+	pauseChan         chan struct{}
+	pumpDone          chan struct{}
+	startOnce         sync.Once
+
+	exitFlag  atomic.Bool
+	paused    atomic.Bool
+	ephemeral bool
+
+	deleteCallback func(*Topic)
+	deleter        sync.Once
+
+	idFactory *guidFactory
+	nsqd      *NSQD
+}
+
+// newTopic builds a topic; its pump waits for Start so that channels loaded
+// from metadata exist before the first message is routed.
+func newTopic(name string, n *NSQD, deleteCallback func(*Topic)) *Topic {
+	t := &Topic{
+		name:              name,
+		channelMap:        make(map[string]*Channel),
+		startChan:         make(chan struct{}),
+		exitChan:          make(chan struct{}),
+		channelUpdateChan: make(chan struct{}, 1),
+		pauseChan:         make(chan struct{}, 1),
+		pumpDone:          make(chan struct{}),
+		ephemeral:         protocol.IsEphemeral(name),
+		deleteCallback:    deleteCallback,
+		idFactory:         newGUIDFactory(n.getOpts().ID),
+		nsqd:              n,
+	}
+	memSize := n.getOpts().MemQueueSize
+	if memSize > 0 || t.ephemeral {
+		t.memoryMsgChan = make(chan *Message, memSize)
+	}
+	if t.ephemeral {
+		t.backend = newDummyBackend()
+	} else {
+		t.backend = newDiskBackend(n, name)
+	}
+	go t.messagePump()
+	n.notifyChannelSetChanged()
+	return t
+}
+
+// Start lets the pump begin routing messages.
+func (t *Topic) Start() { t.startOnce.Do(func() { close(t.startChan) }) }
+
+// Name is the topic's name.
+func (t *Topic) Name() string { return t.name }
+
+// Exiting reports whether the topic is being closed or deleted.
+func (t *Topic) Exiting() bool { return t.exitFlag.Load() }
+
+// GetChannel returns the named channel, creating it if needed (D-CHAN-01).
+func (t *Topic) GetChannel(channelName string) *Channel {
+	t.Lock()
+	channel, isNew := t.getOrCreateChannel(channelName)
+	t.Unlock()
+	if isNew {
+		t.signalChannelUpdate()
+		t.nsqd.channelCreated(t, channel)
+	}
+	return channel
+}
+
+// getOrCreateChannel must be called with the write lock held.
+func (t *Topic) getOrCreateChannel(channelName string) (*Channel, bool) {
+	if c, ok := t.channelMap[channelName]; ok {
+		return c, false
+	}
+	deleteCallback := func(c *Channel) { t.DeleteExistingChannel(c.name) }
+	c := newChannel(t.name, channelName, t.nsqd, deleteCallback)
+	t.channelMap[channelName] = c
+	t.nsqd.logf(lg.INFO, "TOPIC(%s): new channel(%s)", t.name, c.name)
+	return c, true
+}
+
+// GetExistingChannel returns the channel or an error if it does not exist.
+func (t *Topic) GetExistingChannel(channelName string) (*Channel, error) {
+	t.RLock()
+	defer t.RUnlock()
+	c, ok := t.channelMap[channelName]
+	if !ok {
+		return nil, errors.New("channel does not exist")
+	}
+	return c, nil
+}
+
+// DeleteExistingChannel removes a channel, its clients and its data (D-CHAN-02).
+// An ephemeral topic goes away with its last channel (D-EPH-01).
+func (t *Topic) DeleteExistingChannel(channelName string) error {
+	t.Lock()
+	c, ok := t.channelMap[channelName]
+	if !ok {
+		t.Unlock()
+		return errors.New("channel does not exist")
+	}
+	delete(t.channelMap, channelName)
+	numChannels := len(t.channelMap)
+	t.Unlock()
+
+	t.nsqd.logf(lg.INFO, "TOPIC(%s): deleting channel %s", t.name, c.name)
+	c.Delete()
+	t.signalChannelUpdate()
+	t.nsqd.channelDeleted(t, c)
+
+	if numChannels == 0 && t.ephemeral {
+		go t.deleter.Do(func() { t.deleteCallback(t) })
+	}
+	return nil
+}
+
+func (t *Topic) signalChannelUpdate() {
+	select {
+	case t.channelUpdateChan <- struct{}{}:
+	default:
+	}
+}
+
+// PutMessage queues one message (memory first, then disk).
+func (t *Topic) PutMessage(m *Message) error {
+	t.RLock()
+	defer t.RUnlock()
+	if t.exitFlag.Load() {
+		return errExiting
+	}
+	if err := t.put(m); err != nil {
+		return err
+	}
+	t.messageCount.Add(1)
+	t.messageBytes.Add(uint64(len(m.Body)))
+	return nil
+}
+
+// PutMessages queues a batch; a failure part-way keeps what was queued.
+func (t *Topic) PutMessages(msgs []*Message) error {
+	t.RLock()
+	defer t.RUnlock()
+	if t.exitFlag.Load() {
+		return errExiting
+	}
+	var bytes uint64
+	for i, m := range msgs {
+		if err := t.put(m); err != nil {
+			t.messageCount.Add(uint64(i))
+			t.messageBytes.Add(bytes)
+			return err
+		}
+		bytes += uint64(len(m.Body))
+	}
+	t.messageCount.Add(uint64(len(msgs)))
+	t.messageBytes.Add(bytes)
+	return nil
+}
+
+func (t *Topic) put(m *Message) error {
+	select {
+	case t.memoryMsgChan <- m:
+		return nil
+	default:
+	}
+	err := writeMessageToBackend(m, deliverAtFromDelay(m.deferred), t.backend)
+	t.nsqd.SetHealth(err)
+	if err != nil {
+		t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to write message to backend - %s", t.name, err)
+		return err
+	}
+	return nil
+}
+
+// Depth is memory + disk (D-QUEUE-01).
+func (t *Topic) Depth() int64 { return int64(len(t.memoryMsgChan)) + t.backend.Depth() }
+
+// BackendDepth is the disk part of Depth.
+func (t *Topic) BackendDepth() int64 { return t.backend.Depth() }
+
+// MessageCount is the number of messages published since start.
+func (t *Topic) MessageCount() uint64 { return t.messageCount.Load() }
+
+// MessageBytes is the sum of published body sizes since start.
+func (t *Topic) MessageBytes() uint64 { return t.messageBytes.Load() }
+
+// messagePump copies every message to every channel. It owns the reads of
+// the topic's memory and disk queues.
+func (t *Topic) messagePump() {
+	defer close(t.pumpDone)
+
+	select {
+	case <-t.startChan:
+	case <-t.exitChan:
+		return
+	}
+
+	var chans []*Channel
+	var memoryMsgChan chan *Message
+	var backendChan <-chan []byte
+
+	refresh := func() {
+		t.RLock()
+		chans = chans[:0]
+		for _, c := range t.channelMap {
+			chans = append(chans, c)
+		}
+		t.RUnlock()
+		if len(chans) > 0 && !t.paused.Load() {
+			memoryMsgChan = t.memoryMsgChan
+			backendChan = t.backend.ReadChan()
+		} else {
+			memoryMsgChan = nil
+			backendChan = nil
+		}
+	}
+	refresh()
+
+	for {
+		var msg *Message
+		select {
+		case msg = <-memoryMsgChan:
+		case buf := <-backendChan:
+			m, err := decodeDiskMessage(buf)
+			if err != nil {
+				t.nsqd.logf(lg.ERROR, "TOPIC(%s): failed to decode message - %s", t.name, err)
+				continue
+			}
+			msg = m
+			if msg.deliverAt > 0 {
+				msg.deferred = time.Until(time.Unix(0, msg.deliverAt))
+				msg.deliverAt = 0
+			}
+		case <-t.channelUpdateChan:
+			refresh()
+			continue
+		case <-t.pauseChan:
+			refresh()
+			continue
+		case <-t.exitChan:
+			return
+		}
+
+		for i, channel := range chans {
+			chanMsg := msg
+			// the first channel gets the original; the others a copy so
+			// each channel owns its message's bookkeeping (D-TOPIC-03)
+			if i > 0 {
+				chanMsg = msg.copyForChannel()
+			}
+			if chanMsg.deferred > 0 {
+				channel.PutMessageDeferred(chanMsg, chanMsg.deferred)
+				continue
+			}
+			if err := channel.PutMessage(chanMsg); err != nil {
+				t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to put msg(%s) to channel(%s) - %s",
+					t.name, msg.ID[:], channel.name, err)
+			}
+		}
+	}
+}
+
+// Delete empties and removes the topic and everything under it (D-TOPIC-04).
+func (t *Topic) Delete() error { return t.exit(true) }
+
+// Close flushes the topic and its channels to disk (D-SHUT-01).
+func (t *Topic) Close() error { return t.exit(false) }
+
+func (t *Topic) exit(deleted bool) error {
+	if !t.exitFlag.CompareAndSwap(false, true) {
+		return errExiting
+	}
+	if deleted {
+		t.nsqd.logf(lg.INFO, "TOPIC(%s): deleting", t.name)
+		t.nsqd.topicDeleted(t)
+	} else {
+		t.nsqd.logf(lg.INFO, "TOPIC(%s): closing", t.name)
+	}
+
+	close(t.exitChan)
+	<-t.pumpDone
+
+	// wait out publishers that passed the exit check
+	t.Lock()
+	defer t.Unlock()
+
+	if deleted {
+		for _, c := range t.channelMap {
+			delete(t.channelMap, c.name)
+			c.Delete()
+		}
+		t.Empty()
+		return t.backend.Delete()
+	}
+
+	for _, c := range t.channelMap {
+		if err := c.Close(); err != nil {
+			t.nsqd.logf(lg.ERROR, "channel(%s) close - %s", c.name, err)
+		}
+	}
+	t.flush()
+	return t.backend.Close()
+}
+
+// Empty drops the topic's own queued messages; channels keep theirs (D-TOPIC-05).
+func (t *Topic) Empty() error {
+	for {
+		select {
+		case <-t.memoryMsgChan:
+		default:
+			return t.backend.Empty()
+		}
+	}
+}
+
+// flush writes the memory queue to disk, keeping DPUB delays.
+func (t *Topic) flush() {
+	if len(t.memoryMsgChan) > 0 {
+		t.nsqd.logf(lg.INFO, "TOPIC(%s): flushing %d memory messages to backend",
+			t.name, len(t.memoryMsgChan))
+	}
+	for {
+		select {
+		case msg := <-t.memoryMsgChan:
+			if err := writeMessageToBackend(msg, deliverAtFromDelay(msg.deferred), t.backend); err != nil {
+				t.nsqd.logf(lg.ERROR, "ERROR: failed to write message to backend - %s", err)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// Pause stops routing messages to channels; publishing still works (D-PAUSE-01).
+func (t *Topic) Pause() error { return t.setPaused(true) }
+
+// UnPause resumes routing.
+func (t *Topic) UnPause() error { return t.setPaused(false) }
+
+func (t *Topic) setPaused(p bool) error {
+	t.paused.Store(p)
+	select {
+	case t.pauseChan <- struct{}{}:
+	default:
+	}
+	t.nsqd.metadataChanged()
+	return nil
+}
+
+// IsPaused reports the pause flag.
+func (t *Topic) IsPaused() bool { return t.paused.Load() }
+
+// channels returns the channels sorted by name (for stats and metadata).
+func (t *Topic) channels() []*Channel {
+	t.RLock()
+	chans := make([]*Channel, 0, len(t.channelMap))
+	for _, c := range t.channelMap {
+		chans = append(chans, c)
+	}
+	t.RUnlock()
+	sort.Slice(chans, func(i, j int) bool { return chans[i].name < chans[j].name })
+	return chans
+}
+
+// GenerateID returns a new message ID, waiting out clock hiccups (D-ID-01).
+func (t *Topic) GenerateID() MessageID {
+	var failures int
+	for {
+		id, err := t.idFactory.next()
+		if err == nil {
+			return id.Hex()
+		}
+		if failures%10000 == 0 {
+			t.nsqd.logf(lg.ERROR, "TOPIC(%s): failed to create guid - %s", t.name, err)
+		}
+		failures++
+		time.Sleep(time.Millisecond)
+	}
+}
