@@ -1,8 +1,6 @@
 package nsqd
 
 import (
-	"time"
-
 	"github.com/nsqio/go-diskqueue"
 
 	"github.com/ournsq/nsq/internal/lg"
@@ -61,12 +59,4 @@ func (d *dummyBackend) Empty() error            { return nil }
 // writeMessageToBackend persists m; deliverAt (unix ns) keeps a deferral.
 func writeMessageToBackend(m *Message, deliverAt int64, bq BackendQueue) error {
 	return bq.Put(m.encodeDisk(deliverAt))
-}
-
-// deliverAtFromDelay turns a relative delay into the on-disk deliver-at.
-func deliverAtFromDelay(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return time.Now().Add(d).UnixNano()
 }

@@ -1,10 +1,3 @@
-// Package nsqd is the message broker: topics, channels, in-flight and
-// deferred queues, disk spill-over and the TCP protocol V2.
-//
-// Goroutines: one accept loop; per connection an ioLoop and a messagePump;
-// per topic a messagePump; per disk queue go-diskqueue's ioLoop; one
-// queueScanLoop with its worker pool; one metadata writer. Exit stops them
-// in this order: listener, connections, topics (flushing to disk), loops.
 package nsqd
 
 import (

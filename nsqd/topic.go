@@ -196,7 +196,7 @@ func (t *Topic) put(m *Message) error {
 		return nil
 	default:
 	}
-	err := writeMessageToBackend(m, deliverAtFromDelay(m.deferred), t.backend)
+	err := writeMessageToBackend(m, dpubDeliverAt(m), t.backend)
 	t.nsqd.SetHealth(err)
 	if err != nil {
 		t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to write message to backend - %s", t.name, err)
@@ -275,10 +275,11 @@ func (t *Topic) messagePump() {
 		}
 
 		for i, channel := range chans {
+			// every channel owns its own message (D-TOPIC-03); the last
+			// one gets the original, so copies are all taken before the
+			// original is handed to a client pump that may modify it
 			chanMsg := msg
-			// the first channel gets the original; the others a copy so
-			// each channel owns its message's bookkeeping (D-TOPIC-03)
-			if i > 0 {
+			if i < len(chans)-1 {
 				chanMsg = msg.copyForChannel()
 			}
 			if chanMsg.deferred > 0 {
@@ -355,13 +356,22 @@ func (t *Topic) flush() {
 	for {
 		select {
 		case msg := <-t.memoryMsgChan:
-			if err := writeMessageToBackend(msg, deliverAtFromDelay(msg.deferred), t.backend); err != nil {
+			if err := writeMessageToBackend(msg, dpubDeliverAt(msg), t.backend); err != nil {
 				t.nsqd.logf(lg.ERROR, "ERROR: failed to write message to backend - %s", err)
 			}
 		default:
 			return
 		}
 	}
+}
+
+// dpubDeliverAt is when a DPUB message sitting in the topic is due: its
+// publish time plus its delay (0 for ordinary messages).
+func dpubDeliverAt(m *Message) int64 {
+	if m.deferred <= 0 {
+		return 0
+	}
+	return m.Timestamp + int64(m.deferred)
 }
 
 // Pause stops routing messages to channels; publishing still works (D-PAUSE-01).

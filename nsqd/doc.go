@@ -1,0 +1,37 @@
+// Package nsqd is the message broker: topics, channels, in-flight and
+// deferred queues, disk spill-over and the TCP protocol V2.
+//
+// # Goroutines
+//
+// One accept loop; per connection an ioLoop (reads and executes commands)
+// and a messagePump (delivers messages, heartbeats, flushes); per topic a
+// messagePump (fans messages out to channels); per disk queue go-diskqueue's
+// ioLoop; one queueScanLoop with its worker pool (in-flight timeouts and
+// deferred messages); one metadata writer (nsqd.dat). Exit stops them in
+// this order: listener, connections, metadata, topics (flushing memory,
+// in-flight and deferred messages to disk), loops, data-path lock.
+//
+// # On-disk message record
+//
+// Topic and channel queues spill over to go-diskqueue, which frames each
+// record as [int32 BE length][record]. The record is:
+//
+//	offset  size  field
+//	0       1     format marker 0x81 (high bit set; low 7 bits = version 1)
+//	1       8     timestamp, ns since the epoch, BE int64
+//	9       2     attempts, BE uint16
+//	11      16    message ID, 16 ASCII hex characters
+//	27      8     deliver-at, ns since the epoch, BE int64; 0 = deliver now
+//	35      n     body (1 .. --max-msg-size bytes)
+//
+// NSQ's own record (D-DISK-02) is the same without the marker and the
+// deliver-at field. Its first byte is the high byte of a positive
+// timestamp, so it never has the high bit set: records written by NSQ are
+// still read (as "deliver now"), which lets an existing data path be
+// taken over. A marker with another version is a corrupt record.
+//
+// deliver-at is what NSQ lacks: a DPUB that overflows to disk, and
+// deferred messages flushed at shutdown, keep their due time. When a client
+// pump or the topic pump reads a record that is not due yet, it goes to the
+// channel's deferred queue instead of being delivered.
+package nsqd
