@@ -39,6 +39,9 @@ type Channel struct {
 	requeueCount atomic.Uint64
 	messageCount atomic.Uint64
 	timeoutCount atomic.Uint64
+	// globalMsgCount counts deliveries taken from the plain memory queue
+	// (NSQ's topology counters, D-TOPO-02)
+	globalMsgCount atomic.Uint64
 
 	sync.RWMutex // guards clients
 

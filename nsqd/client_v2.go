@@ -101,7 +101,9 @@ type clientV2 struct {
 	userAgent      string
 	topologyRegion string
 	topologyZone   string
-	pubCounts      map[string]uint64
+	// statsSampleRate mirrors the IOLoop-owned sampleRate for /stats
+	statsSampleRate int32
+	pubCounts       map[string]uint64
 }
 
 func newClientV2(id int64, conn net.Conn, n *NSQD) *clientV2 {
@@ -164,6 +166,9 @@ func (c *clientV2) identify(data identifyData) error {
 	if err := c.setMsgTimeout(data.MsgTimeout); err != nil {
 		return err
 	}
+	c.metaLock.Lock()
+	c.statsSampleRate = c.sampleRate
+	c.metaLock.Unlock()
 
 	ev := identifyEvent{
 		OutputBufferTimeout: c.outputBufferTimeout,

@@ -89,9 +89,6 @@ func New(opts *Options) (*NSQD, error) {
 	n.health.Store(&healthState{})
 	n.tcpServer = newTCPServer(n)
 
-	n.logf(lg.INFO, "%s", version.String("nsqd"))
-	n.logf(lg.INFO, "ID: %d", opts.ID)
-
 	if err := n.dl.Lock(); err != nil {
 		return nil, fmt.Errorf("failed to lock data-path: %w", err)
 	}
@@ -105,6 +102,8 @@ func New(opts *Options) (*NSQD, error) {
 	if err := validateOptions(opts); err != nil {
 		return fail(err)
 	}
+	n.logf(lg.INFO, "%s", version.String("nsqd"))
+	n.logf(lg.INFO, "ID: %d", opts.ID)
 
 	var err error
 	n.tcpListener, err = net.Listen("tcp", opts.TCPAddress)

@@ -45,7 +45,8 @@ type Options struct {
 	SyncTimeout     time.Duration `flag:"sync-timeout"`
 
 	// queue scanning (D-SCAN-01); the interval, refresh and dirty percent
-	// are not flags in NSQ (D-CLI-58) and are settable only from code/tests.
+	// are not flags in NSQ (D-CLI-58): apps/nsqd adds them as extension
+	// flags, and /config does not expose them.
 	QueueScanInterval        time.Duration
 	QueueScanRefreshInterval time.Duration
 	QueueScanSelectionCount  int `flag:"queue-scan-selection-count"`

@@ -220,6 +220,7 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 			}
 			flushed = false
 		case msg := <-memoryMsgChan:
+			subChannel.globalMsgCount.Add(1)
 			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
 				goto exit
 			}
