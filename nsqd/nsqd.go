@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ournsq/nsq/internal/dirlock"
+	"github.com/ournsq/nsq/internal/httpapi"
 	"github.com/ournsq/nsq/internal/lg"
 	"github.com/ournsq/nsq/internal/protocol"
 	"github.com/ournsq/nsq/internal/version"
@@ -37,6 +38,7 @@ type NSQD struct {
 	topicMap     map[string]*Topic
 
 	opts     atomic.Pointer[Options]
+	optsMu   sync.Mutex // serialises swapOpts
 	logger   lg.Logger
 	logLevel lg.AtomicLevel
 
@@ -47,6 +49,8 @@ type NSQD struct {
 
 	tcpListener          net.Listener
 	tcpServer            *tcpServer
+	httpListener         net.Listener
+	httpServer           *httpapi.Server
 	protocolMagicTimeout time.Duration
 
 	persistMu         sync.Mutex // serialises nsqd.dat writes
@@ -96,6 +100,9 @@ func New(opts *Options) (*NSQD, error) {
 		if n.tcpListener != nil {
 			n.tcpListener.Close()
 		}
+		if n.httpListener != nil {
+			n.httpListener.Close()
+		}
 		n.dl.Unlock()
 		return nil, err
 	}
@@ -106,12 +113,22 @@ func New(opts *Options) (*NSQD, error) {
 	n.logf(lg.INFO, "ID: %d", opts.ID)
 
 	var err error
-	n.tcpListener, err = net.Listen("tcp", opts.TCPAddress)
+	n.tcpListener, err = listen(opts.TCPAddress)
 	if err != nil {
 		return fail(fmt.Errorf("listen (%s) failed - %w", opts.TCPAddress, err))
 	}
+	if opts.HTTPAddress != "" {
+		n.httpListener, err = listen(opts.HTTPAddress)
+		if err != nil {
+			return fail(fmt.Errorf("listen (%s) failed - %w", opts.HTTPAddress, err))
+		}
+	}
+	// broadcast ports default to the bound ones (0 for unix sockets)
 	if opts.BroadcastTCPPort == 0 {
-		opts.BroadcastTCPPort = n.tcpListener.Addr().(*net.TCPAddr).Port
+		opts.BroadcastTCPPort = max(listenerPort(n.tcpListener), 0)
+	}
+	if opts.BroadcastHTTPPort == 0 && n.httpListener != nil {
+		opts.BroadcastHTTPPort = max(listenerPort(n.httpListener), 0)
 	}
 
 	n.logf(lg.INFO, "NSQ: persisting topic/channel metadata to %s", n.metadataFile())
@@ -124,6 +141,9 @@ func New(opts *Options) (*NSQD, error) {
 		return fail(fmt.Errorf("failed to persist metadata - %w", err))
 	}
 	n.logf(lg.INFO, "TCP: listening on %s", n.tcpListener.Addr())
+	if n.httpListener != nil {
+		n.httpServer = httpapi.NewServer(n.httpListener, newHTTPServer(n), "HTTP", n.logf)
+	}
 	return n, nil
 }
 
@@ -156,6 +176,38 @@ func (n *NSQD) logf(level lg.LogLevel, f string, args ...interface{}) {
 // RealTCPAddr is the bound TCP address.
 func (n *NSQD) RealTCPAddr() net.Addr { return n.tcpListener.Addr() }
 
+// RealHTTPAddr is the bound HTTP address, nil when HTTP is disabled.
+func (n *NSQD) RealHTTPAddr() net.Addr {
+	if n.httpListener == nil {
+		return nil
+	}
+	return n.httpListener.Addr()
+}
+
+// tcpPort and httpPort are what /info reports: -1 for a unix socket, 0 for
+// a disabled HTTP listener (D-HTTP-13).
+func (n *NSQD) tcpPort() int { return listenerPort(n.tcpListener) }
+
+func (n *NSQD) httpPort() int {
+	if n.httpListener == nil {
+		return 0
+	}
+	return listenerPort(n.httpListener)
+}
+
+// swapOpts replaces the options with a modified copy; readers holding the
+// old pointer keep a consistent snapshot (D-CFG-10).
+func (n *NSQD) swapOpts(modify func(*Options)) {
+	n.optsMu.Lock()
+	defer n.optsMu.Unlock()
+	o := *n.getOpts()
+	modify(&o)
+	n.opts.Store(&o)
+}
+
+// lookupdAddressesChanged re-syncs lookupd peers (with the lookupd issue).
+func (n *NSQD) lookupdAddressesChanged() {}
+
 // SetHealth records the outcome of the last backend write (D-QUEUE-04).
 func (n *NSQD) SetHealth(err error) {
 	if err == nil && n.health.Load().err == nil {
@@ -179,12 +231,19 @@ func (n *NSQD) GetHealth() string {
 func (n *NSQD) Main() error {
 	var err error
 	n.mainOnce.Do(func() {
-		errCh := make(chan error, 1)
+		errCh := make(chan error, 2)
 		n.waitGroup.Add(3)
 		go func() {
 			defer n.waitGroup.Done()
 			errCh <- n.tcpServer.serve(n.tcpListener)
 		}()
+		if n.httpServer != nil {
+			n.waitGroup.Add(1)
+			go func() {
+				defer n.waitGroup.Done()
+				errCh <- n.httpServer.Serve()
+			}()
+		}
 		go func() {
 			defer n.waitGroup.Done()
 			n.queueScanLoop()
@@ -197,7 +256,7 @@ func (n *NSQD) Main() error {
 		case <-n.exitChan:
 		case err = <-errCh:
 			if err != nil {
-				n.logf(lg.FATAL, "TCP: accept failed - %s", err)
+				n.logf(lg.FATAL, "listener failed - %s", err)
 			} else {
 				<-n.exitChan
 			}
@@ -213,6 +272,9 @@ func (n *NSQD) Exit() {
 	n.exitOnce.Do(func() {
 		n.tcpListener.Close()
 		n.tcpServer.closeAll()
+		if n.httpServer != nil {
+			n.httpServer.Shutdown(5 * time.Second)
+		}
 
 		if err := n.PersistMetadata(); err != nil {
 			n.logf(lg.ERROR, "failed to persist metadata - %s", err)

@@ -24,9 +24,9 @@ type Options struct {
 	Logger    lg.Logger   `json:"-"`
 
 	TCPAddress               string        `flag:"tcp-address"`
-	HTTPAddress              string        `later:"http-address"`
+	HTTPAddress              string        `flag:"http-address"`
 	HTTPSAddress             string        `later:"https-address"`
-	BroadcastAddress         string        `later:"broadcast-address"`
+	BroadcastAddress         string        `flag:"broadcast-address"`
 	BroadcastTCPPort         int           `later:"broadcast-tcp-port"`
 	BroadcastHTTPPort        int           `later:"broadcast-http-port"`
 	NSQLookupdTCPAddresses   []string      `later:"lookupd-tcp-address" cfg:"nsqlookupd_tcp_addresses"`

@@ -651,9 +651,9 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	}
 
 	topic := p.nsqd.GetTopic(topicName)
-	msgs, err := p.readMPUB(c, topic, opts.MaxMsgSize, opts.MaxBodySize)
-	if err != nil {
-		return nil, err
+	msgs, cerr := readMPUB(c.reader, topic, opts.MaxMsgSize, opts.MaxBodySize)
+	if cerr != nil {
+		return nil, cerr
 	}
 	if err := topic.PutMessages(msgs); err != nil {
 		return nil, fatal("E_MPUB_FAILED", "MPUB failed %s", err)
@@ -665,8 +665,13 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 // readMPUB reads [int32 count]([int32 size][body])*. As in NSQ the outer
 // body size is only range-checked, but the bodies together may not
 // exceed --max-body-size, so one MPUB can never make us hold more than that.
-func (p *protocolV2) readMPUB(c *clientV2, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Message, error) {
-	num, err := protocol.ReadInt32(c.reader)
+//
+// TCP MPUB and HTTP /mpub?binary=true share it; HTTP maps the codes.
+func readMPUB(r io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Message, *protocol.ClientError) {
+	fatal := func(code, format string, args ...interface{}) *protocol.ClientError {
+		return protocol.NewFatal(code, fmt.Sprintf(format, args...))
+	}
+	num, err := protocol.ReadInt32(r)
 	if err != nil {
 		return nil, fatal("E_BAD_BODY", "MPUB failed to read message count")
 	}
@@ -679,7 +684,7 @@ func (p *protocolV2) readMPUB(c *clientV2, topic *Topic, maxMsgSize, maxBodySize
 	msgs := make([]*Message, 0, min(int(num), 1024))
 	var total int64
 	for i := int32(0); i < num; i++ {
-		size, err := protocol.ReadInt32(c.reader)
+		size, err := protocol.ReadInt32(r)
 		if err != nil {
 			return nil, fatal("E_BAD_MESSAGE", "MPUB failed to read message(%d) body size", i)
 		}
@@ -694,7 +699,7 @@ func (p *protocolV2) readMPUB(c *clientV2, topic *Topic, maxMsgSize, maxBodySize
 			return nil, fatal("E_BAD_BODY", "MPUB body too big %d > %d", total, maxBodySize)
 		}
 		body := make([]byte, size)
-		if _, err := io.ReadFull(c.reader, body); err != nil {
+		if _, err := io.ReadFull(r, body); err != nil {
 			return nil, fatal("E_BAD_MESSAGE", "MPUB failed to read message body")
 		}
 		msgs = append(msgs, NewMessage(topic.GenerateID(), body))

@@ -208,8 +208,21 @@ func (n *NSQD) GetStats(topicName, channelName string, includeClients bool) []To
 	n.RUnlock()
 	sort.Slice(topics, func(i, j int) bool { return topics[i].name < topics[j].name })
 
-	var out []TopicStats
+	// null when no topic matched; [] when topics matched but the channel
+	// filter dropped them all (D-HTTP-18, Q-19)
+	if len(topics) == 0 {
+		return nil
+	}
+	out := make([]TopicStats, 0, len(topics))
 	for _, t := range topics {
+		var chans []*Channel
+		if channelName == "" {
+			chans = t.channels()
+		} else if c, err := t.GetExistingChannel(channelName); err == nil {
+			chans = []*Channel{c}
+		} else {
+			continue
+		}
 		ts := TopicStats{
 			TopicName:            t.name,
 			Channels:             []ChannelStats{},
@@ -220,10 +233,7 @@ func (n *NSQD) GetStats(topicName, channelName string, includeClients bool) []To
 			Paused:               t.IsPaused(),
 			E2EProcessingLatency: E2ELatency{},
 		}
-		for _, c := range t.channels() {
-			if channelName != "" && c.name != channelName {
-				continue
-			}
+		for _, c := range chans {
 			ts.Channels = append(ts.Channels, c.stats(includeClients))
 		}
 		out = append(out, ts)
