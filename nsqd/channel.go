@@ -119,6 +119,8 @@ func (c *Channel) exit(deleted bool) error {
 	}
 	if deleted {
 		c.nsqd.logf(lg.INFO, "CHANNEL(%s): deleting", c.name)
+		// an explicit delete (not shutdown) unregisters from lookupd
+		c.nsqd.channelDeleted(c)
 	} else {
 		c.nsqd.logf(lg.INFO, "CHANNEL(%s): closing", c.name)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,6 +54,12 @@ type NSQD struct {
 	httpServer           *httpapi.Server
 	protocolMagicTimeout time.Duration
 
+	lookupPeers         atomic.Pointer[[]*lookupPeer] // snapshot for readers
+	lookupNotify        lookupNotifier
+	lookupdAddrsChanged chan struct{}
+	lookupdPingInterval time.Duration
+	httpClient          *http.Client
+
 	persistMu         sync.Mutex // serialises nsqd.dat writes
 	metadataDirty     chan struct{}
 	channelSetChanged chan struct{}
@@ -85,6 +92,10 @@ func New(opts *Options) (*NSQD, error) {
 		dl:                   dirlock.New(opts.DataPath),
 		protocolMagicTimeout: defaultProtocolMagicTimeout,
 		metadataDirty:        make(chan struct{}, 1),
+		lookupNotify:         lookupNotifier{signal: make(chan struct{}, 1)},
+		lookupdAddrsChanged:  make(chan struct{}, 1),
+		lookupdPingInterval:  opts.LookupdPingInterval,
+		httpClient:           newHTTPClient(opts.HTTPClientConnectTimeout, opts.HTTPClientRequestTimeout),
 		channelSetChanged:    make(chan struct{}, 1),
 		exitChan:             make(chan struct{}),
 	}
@@ -205,8 +216,13 @@ func (n *NSQD) swapOpts(modify func(*Options)) {
 	n.opts.Store(&o)
 }
 
-// lookupdAddressesChanged re-syncs lookupd peers (with the lookupd issue).
-func (n *NSQD) lookupdAddressesChanged() {}
+// lookupdAddressesChanged makes the lookup loop re-sync its peers (D-LKP-08).
+func (n *NSQD) lookupdAddressesChanged() {
+	select {
+	case n.lookupdAddrsChanged <- struct{}{}:
+	default:
+	}
+}
 
 // SetHealth records the outcome of the last backend write (D-QUEUE-04).
 func (n *NSQD) SetHealth(err error) {
@@ -232,10 +248,14 @@ func (n *NSQD) Main() error {
 	var err error
 	n.mainOnce.Do(func() {
 		errCh := make(chan error, 2)
-		n.waitGroup.Add(3)
+		n.waitGroup.Add(4)
 		go func() {
 			defer n.waitGroup.Done()
 			errCh <- n.tcpServer.serve(n.tcpListener)
+		}()
+		go func() {
+			defer n.waitGroup.Done()
+			n.lookupLoop()
 		}()
 		if n.httpServer != nil {
 			n.waitGroup.Add(1)
@@ -322,11 +342,14 @@ func (n *NSQD) GetTopic(topicName string) *Topic {
 	n.Unlock()
 
 	n.logf(lg.INFO, "TOPIC(%s): created", t.name)
+	n.lookupNotify.push(t)
 	// while loading metadata the loader starts the topic once its
 	// channels exist
 	if n.isLoading.Load() {
 		return t
 	}
+	// channels lookupd knows get the topic's first messages too
+	n.precreateChannels(t)
 	t.Start()
 	n.metadataChanged()
 	return t
@@ -363,10 +386,21 @@ func (n *NSQD) DeleteExistingTopic(topicName string) error {
 	return nil
 }
 
-// hooks for topology changes (lookupd notifications come with their issue)
-func (n *NSQD) channelCreated(t *Topic, c *Channel) { n.metadataChanged() }
-func (n *NSQD) channelDeleted(t *Topic, c *Channel) { n.metadataChanged() }
-func (n *NSQD) topicDeleted(t *Topic)               {}
+// topology hooks: lookupd is told (D-LKP-05) and nsqd.dat rewritten
+func (n *NSQD) channelCreated(c *Channel) {
+	n.lookupNotify.push(c)
+	n.metadataChanged()
+}
+
+func (n *NSQD) channelDeleted(c *Channel) {
+	n.lookupNotify.push(c)
+	n.metadataChanged()
+}
+
+func (n *NSQD) topicDeleted(t *Topic) {
+	n.lookupNotify.push(t)
+	n.metadataChanged()
+}
 
 // notifyChannelSetChanged makes the queue scanner re-read the channel list
 // now instead of at its next refresh.

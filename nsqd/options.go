@@ -27,13 +27,13 @@ type Options struct {
 	HTTPAddress              string        `flag:"http-address"`
 	HTTPSAddress             string        `later:"https-address"`
 	BroadcastAddress         string        `flag:"broadcast-address"`
-	BroadcastTCPPort         int           `later:"broadcast-tcp-port"`
-	BroadcastHTTPPort        int           `later:"broadcast-http-port"`
-	NSQLookupdTCPAddresses   []string      `later:"lookupd-tcp-address" cfg:"nsqlookupd_tcp_addresses"`
+	BroadcastTCPPort         int           `flag:"broadcast-tcp-port"`
+	BroadcastHTTPPort        int           `flag:"broadcast-http-port"`
+	NSQLookupdTCPAddresses   []string      `flag:"lookupd-tcp-address" cfg:"nsqlookupd_tcp_addresses"`
 	AuthHTTPAddresses        []string      `later:"auth-http-address" cfg:"auth_http_addresses"`
 	AuthHTTPRequestMethod    string        `later:"auth-http-request-method" cfg:"auth_http_request_method"`
-	HTTPClientConnectTimeout time.Duration `later:"http-client-connect-timeout" cfg:"http_client_connect_timeout"`
-	HTTPClientRequestTimeout time.Duration `later:"http-client-request-timeout" cfg:"http_client_request_timeout"`
+	HTTPClientConnectTimeout time.Duration `flag:"http-client-connect-timeout" cfg:"http_client_connect_timeout"`
+	HTTPClientRequestTimeout time.Duration `flag:"http-client-request-timeout" cfg:"http_client_request_timeout"`
 	TopologyRegion           string        `flag:"topology-region"`
 	TopologyZone             string        `flag:"topology-zone"`
 
@@ -60,6 +60,9 @@ type Options struct {
 	MaxBodySize   int64         `flag:"max-body-size"`
 	MaxReqTimeout time.Duration `flag:"max-req-timeout"`
 	ClientTimeout time.Duration
+	// LookupdPingInterval is how often each nsqlookupd is PINGed
+	// (D-LKP-06); not a flag in NSQ, settable from code/tests.
+	LookupdPingInterval time.Duration
 
 	// client overridable configuration options
 	MaxHeartbeatInterval   time.Duration `flag:"max-heartbeat-interval"`
@@ -147,6 +150,8 @@ func NewOptions() *Options {
 		MaxBodySize:   5 * 1024 * 1024,
 		MaxReqTimeout: 1 * time.Hour,
 		ClientTimeout: 60 * time.Second,
+
+		LookupdPingInterval: defaultLookupdPingInterval,
 
 		MaxHeartbeatInterval:   60 * time.Second,
 		MaxRdyCount:            2500,

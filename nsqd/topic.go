@@ -95,7 +95,7 @@ func (t *Topic) GetChannel(channelName string) *Channel {
 	t.Unlock()
 	if isNew {
 		t.signalChannelUpdate()
-		t.nsqd.channelCreated(t, channel)
+		t.nsqd.channelCreated(channel)
 	}
 	return channel
 }
@@ -139,7 +139,6 @@ func (t *Topic) DeleteExistingChannel(channelName string) error {
 	t.nsqd.logf(lg.INFO, "TOPIC(%s): deleting channel %s", t.name, c.name)
 	c.Delete()
 	t.signalChannelUpdate()
-	t.nsqd.channelDeleted(t, c)
 
 	if numChannels == 0 && t.ephemeral {
 		go t.deleter.Do(func() { t.deleteCallback(t) })
