@@ -30,7 +30,8 @@ run: build
 	@trap 'kill $$lpid $$npid 2>/dev/null; wait' INT TERM; \
 	$(BUILD)/nsqlookupd --tcp-address=0.0.0.0:4160 --http-address=0.0.0.0:4161 & lpid=$$!; \
 	sleep 0.3; \
-	$(BUILD)/nsqd --data-path=$(DATA) --tcp-address=0.0.0.0:4150 & npid=$$!; \
+	$(BUILD)/nsqd --data-path=$(DATA) --tcp-address=0.0.0.0:4150 --http-address=0.0.0.0:4151 \
+		--lookupd-tcp-address=127.0.0.1:4160 --broadcast-address=127.0.0.1 & npid=$$!; \
 	wait
 
 clean:
