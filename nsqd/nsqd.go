@@ -65,8 +65,12 @@ type NSQD struct {
 	channelSetChanged chan struct{}
 	exitChan          chan struct{}
 	exitOnce          sync.Once
-	mainOnce          sync.Once
-	waitGroup         sync.WaitGroup
+	// lifecycleMu orders Main's start-up against Exit: once exiting is set,
+	// Main starts nothing, so waitGroup.Add never races waitGroup.Wait
+	lifecycleMu sync.Mutex
+	started     bool
+	exiting     bool
+	waitGroup   sync.WaitGroup
 }
 
 type healthState struct{ err error }
@@ -243,46 +247,53 @@ func (n *NSQD) GetHealth() string {
 	return "OK"
 }
 
-// Main serves until Exit. It returns an error if the accept loop fails.
+// Main serves until Exit. It returns an error if a listener fails. Calling
+// it after Exit, or twice, returns at once.
 func (n *NSQD) Main() error {
-	var err error
-	n.mainOnce.Do(func() {
-		errCh := make(chan error, 2)
-		n.waitGroup.Add(4)
+	errCh := make(chan error, 2)
+	n.lifecycleMu.Lock()
+	if n.exiting || n.started {
+		n.lifecycleMu.Unlock()
+		return nil
+	}
+	n.started = true
+	n.waitGroup.Add(4)
+	go func() {
+		defer n.waitGroup.Done()
+		errCh <- n.tcpServer.serve(n.tcpListener)
+	}()
+	go func() {
+		defer n.waitGroup.Done()
+		n.lookupLoop()
+	}()
+	go func() {
+		defer n.waitGroup.Done()
+		n.queueScanLoop()
+	}()
+	go func() {
+		defer n.waitGroup.Done()
+		n.metadataLoop()
+	}()
+	if n.httpServer != nil {
+		n.waitGroup.Add(1)
 		go func() {
 			defer n.waitGroup.Done()
-			errCh <- n.tcpServer.serve(n.tcpListener)
+			errCh <- n.httpServer.Serve()
 		}()
-		go func() {
-			defer n.waitGroup.Done()
-			n.lookupLoop()
-		}()
-		if n.httpServer != nil {
-			n.waitGroup.Add(1)
-			go func() {
-				defer n.waitGroup.Done()
-				errCh <- n.httpServer.Serve()
-			}()
-		}
-		go func() {
-			defer n.waitGroup.Done()
-			n.queueScanLoop()
-		}()
-		go func() {
-			defer n.waitGroup.Done()
-			n.metadataLoop()
-		}()
+	}
+	n.lifecycleMu.Unlock()
+
+	for {
 		select {
 		case <-n.exitChan:
-		case err = <-errCh:
+			return nil
+		case err := <-errCh:
 			if err != nil {
 				n.logf(lg.FATAL, "listener failed - %s", err)
-			} else {
-				<-n.exitChan
+				return err
 			}
 		}
-	})
-	return err
+	}
 }
 
 // Exit shuts down gracefully (D-SHUT-01): stop accepting, close clients,
@@ -290,6 +301,10 @@ func (n *NSQD) Main() error {
 // deferred messages) to disk, stop the loops, release the data path.
 func (n *NSQD) Exit() {
 	n.exitOnce.Do(func() {
+		n.lifecycleMu.Lock()
+		n.exiting = true
+		n.lifecycleMu.Unlock()
+
 		n.tcpListener.Close()
 		n.tcpServer.closeAll()
 		if n.httpServer != nil {
