@@ -373,8 +373,14 @@ func (c *clientV2) writeMessage(m *Message) error {
 	if _, err := c.writer.Write(hdr); err != nil {
 		return err
 	}
-	_, err := c.writer.Write(m.Body)
-	return err
+	if _, err := c.writer.Write(m.Body); err != nil {
+		return err
+	}
+	// output_buffer_size -1 means unbuffered: nothing may stay behind
+	if c.writer.Size() <= 1 {
+		return c.writer.Flush()
+	}
+	return nil
 }
 
 func (c *clientV2) flush() error {

@@ -94,7 +94,7 @@ func New(opts *Options) (*NSQD, error) {
 		logger:               opts.Logger,
 		startTime:            time.Now(),
 		dl:                   dirlock.New(opts.DataPath),
-		protocolMagicTimeout: defaultProtocolMagicTimeout,
+		protocolMagicTimeout: opts.ProtocolMagicTimeout,
 		metadataDirty:        make(chan struct{}, 1),
 		lookupNotify:         lookupNotifier{signal: make(chan struct{}, 1)},
 		lookupdAddrsChanged:  make(chan struct{}, 1),

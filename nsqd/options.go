@@ -63,6 +63,9 @@ type Options struct {
 	// LookupdPingInterval is how often each nsqlookupd is PINGed
 	// (D-LKP-06); not a flag in NSQ, settable from code/tests.
 	LookupdPingInterval time.Duration
+	// ProtocolMagicTimeout bounds the wait for a new connection's protocol
+	// magic (our addition; NSQ waits forever). Not a flag.
+	ProtocolMagicTimeout time.Duration
 
 	// client overridable configuration options
 	MaxHeartbeatInterval   time.Duration `flag:"max-heartbeat-interval"`
@@ -151,7 +154,8 @@ func NewOptions() *Options {
 		MaxReqTimeout: 1 * time.Hour,
 		ClientTimeout: 60 * time.Second,
 
-		LookupdPingInterval: defaultLookupdPingInterval,
+		LookupdPingInterval:  defaultLookupdPingInterval,
+		ProtocolMagicTimeout: defaultProtocolMagicTimeout,
 
 		MaxHeartbeatInterval:   60 * time.Second,
 		MaxRdyCount:            2500,

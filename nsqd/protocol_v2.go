@@ -304,8 +304,9 @@ func (p *protocolV2) IDENTIFY(c *clientV2, params [][]byte) ([]byte, error) {
 	tlsv1 := false
 	deflate := false
 	snappy := false
+	// the client's level counts only when deflate is granted (D-TCP-20)
 	deflateLevel := 6
-	if data.DeflateLevel > 0 {
+	if deflate && data.DeflateLevel > 0 {
 		deflateLevel = data.DeflateLevel
 	}
 	if deflateLevel > opts.MaxDeflateLevel {

@@ -10,9 +10,9 @@ import (
 	"github.com/ournsq/nsq/internal/lg"
 )
 
-// protocolMagicTimeout bounds how long a new connection may take to send
-// its 4-byte protocol magic; NSQ waits forever, which lets idle sockets pin
-// goroutines (policy: deadlines for the protocol magic).
+// defaultProtocolMagicTimeout bounds how long a new connection may take to
+// send its 4-byte protocol magic; NSQ waits forever, which lets idle sockets
+// pin goroutines (policy: deadlines for the protocol magic).
 const defaultProtocolMagicTimeout = 10 * time.Second
 
 // tcpServer accepts connections and tracks them so Exit can close them all
