@@ -1,0 +1,252 @@
+package nsqd
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ournsq/nsq/internal/lg"
+)
+
+// D-META-01: nsqd.dat is NSQ's JSON: sorted here, ephemeral entries left out,
+// a topic without channels has "channels":null, no trailing newline.
+func TestMetadataFormat(t *testing.T) {
+	n := startTestNSQD(t, nil)
+	n.GetTopic("b").GetChannel("c1")
+	n.GetTopic("b").GetChannel("c0#ephemeral")
+	n.GetTopic("a")
+	n.GetTopic("e#ephemeral").GetChannel("x")
+	tp, _ := n.GetExistingTopic("b")
+	ch, _ := tp.GetExistingChannel("c1")
+	ch.Pause()
+	if err := n.PersistMetadata(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(n.getOpts().DataPath, "nsqd.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"topics":[{"name":"a","paused":false,"channels":null},` +
+		`{"name":"b","paused":false,"channels":[{"name":"c1","paused":true}]}],"version":"1.3.0"}`
+	if string(got) != want {
+		t.Fatalf("nsqd.dat\n got %s\nwant %s", got, want)
+	}
+}
+
+// D-DISK-01: diskqueue file names for topics and channels; D-QUEUE-02:
+// with --mem-queue-size=0 every message goes through them.
+func TestDiskQueueFileNames(t *testing.T) {
+	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
+	topic := n.GetTopic("files")
+	ch := topic.GetChannel("ch")
+	for i := 0; i < 3; i++ {
+		if err := topic.PutMessage(NewMessage(topic.GenerateID(), []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return ch.BackendDepth() == 3 }, "channel be-depth 3")
+	n.Exit() // closing persists the meta files (Exit runs once; cleanup's call is a no-op)
+	names, _ := filepath.Glob(filepath.Join(n.getOpts().DataPath, "*"))
+	var base []string
+	for _, p := range names {
+		base = append(base, filepath.Base(p))
+	}
+	sort.Strings(base)
+	joined := strings.Join(base, " ")
+	for _, want := range []string{"files:ch.diskqueue.000000.dat", "files:ch.diskqueue.meta.dat", "files.diskqueue.meta.dat"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("missing %s in %s", want, joined)
+		}
+	}
+}
+
+// D-EPH-03: an ephemeral topic with --mem-queue-size=0 and no channel keeps
+// nothing: message_count grows, depth stays 0.
+func TestEphemeralUnbufferedDrops(t *testing.T) {
+	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
+	topic := n.GetTopic("e#ephemeral")
+	for i := 0; i < 2; i++ {
+		if err := topic.PutMessage(NewMessage(topic.GenerateID(), []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if topic.MessageCount() != 2 || topic.Depth() != 0 {
+		t.Fatalf("message_count %d depth %d, want 2 and 0", topic.MessageCount(), topic.Depth())
+	}
+}
+
+type failingBackend struct {
+	dummyBackend
+	fail bool
+}
+
+func (f *failingBackend) Put([]byte) error {
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+// D-QUEUE-04: a failed backend write makes nsqd unhealthy and the put fails;
+// the next successful write makes it healthy again.
+func TestHealthFollowsBackendWrites(t *testing.T) {
+	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
+	topic := n.GetTopic("h")
+	fb := &failingBackend{dummyBackend: dummyBackend{readChan: make(chan []byte)}, fail: true}
+	topic.Lock()
+	topic.backend = fb
+	topic.Unlock()
+
+	err := topic.PutMessage(NewMessage(topic.GenerateID(), []byte("x")))
+	if err == nil || n.IsHealthy() || n.GetHealth() != "NOK - disk full" {
+		t.Fatalf("after failed write: err %v, health %q", err, n.GetHealth())
+	}
+	fb.fail = false
+	if err := topic.PutMessage(NewMessage(topic.GenerateID(), []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if !n.IsHealthy() || n.GetHealth() != "OK" {
+		t.Fatalf("after good write: health %q", n.GetHealth())
+	}
+}
+
+// D-CLI-04, D-LOG-01: NSQ's line format, levels below the configured one
+// dropped, level changeable at runtime.
+func TestLogFormatAndLevel(t *testing.T) {
+	var buf bytes.Buffer
+	n := &NSQD{logger: log.New(&buf, "[nsqd] ", log.Ldate|log.Ltime|log.Lmicroseconds)}
+	n.logLevel.Store(lg.INFO)
+	n.logf(lg.DEBUG, "hidden")
+	n.logf(lg.WARN, "shown %d", 1)
+	n.logLevel.Store(lg.DEBUG)
+	n.logf(lg.DEBUG, "now shown")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	re := regexp.MustCompile(`^\[nsqd\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\.\d{6} (WARNING: shown 1|DEBUG: now shown)$`)
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines: %q", len(lines), lines)
+	}
+	for _, l := range lines {
+		if !re.MatchString(l) {
+			t.Errorf("bad log line %q", l)
+		}
+	}
+}
+
+// D-SCAN-01: the worker pool is clamp(channels/4, 1, max).
+func TestScanWorkerPoolSize(t *testing.T) {
+	p := &scanWorkerPool{workCh: make(chan *Channel), responseCh: make(chan bool), closeCh: make(chan struct{})}
+	defer p.stopAll()
+	for _, c := range []struct{ channels, max, want int }{
+		{0, 4, 1}, {3, 4, 1}, {8, 4, 2}, {100, 4, 4}, {100, 10, 10}, {4, 10, 1},
+	} {
+		p.resize(c.channels, c.max)
+		if p.size != c.want {
+			t.Errorf("resize(%d, %d) = %d workers, want %d", c.channels, c.max, p.size, c.want)
+		}
+	}
+	if got := uniqRands(3, 10); len(got) != 3 || got[0] == got[1] || got[1] == got[2] || got[0] == got[2] {
+		t.Fatalf("uniqRands = %v", got)
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawRoundTrip sends cmd on a fresh V2 connection to addr and returns the
+// first frame (type, data) and whether the server then closed the socket.
+func rawRoundTrip(t *testing.T, network, addr string, cmd []byte) (int32, string, bool) {
+	t.Helper()
+	conn, err := net.DialTimeout(network, addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(append([]byte("  V2"), cmd...)); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [8]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	size := binary.BigEndian.Uint32(hdr[0:4])
+	data := make([]byte, size-4)
+	if _, err := io.ReadFull(conn, data); err != nil {
+		t.Fatal(err)
+	}
+	// a fatal error closes at once; an open connection just times out
+	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, err = conn.Read(make([]byte, 1))
+	return int32(binary.BigEndian.Uint32(hdr[4:8])), string(data), err == io.EOF
+}
+
+func pubBody(cmd string, body string) []byte {
+	b := []byte(cmd + "\n")
+	b = binary.BigEndian.AppendUint32(b, uint32(len(body)))
+	return append(b, body...)
+}
+
+// D-ERR-47, D-ERR-51, D-ERR-54: a backend write failure is a fatal
+// E_PUB_FAILED / E_MPUB_FAILED / E_DPUB_FAILED with the cause.
+func TestPutFailureErrors(t *testing.T) {
+	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
+	topic := n.GetTopic("full")
+	topic.Lock()
+	topic.backend = &failingBackend{dummyBackend: dummyBackend{readChan: make(chan []byte)}, fail: true}
+	topic.Unlock()
+
+	mpub := []byte("MPUB full\n")
+	mpub = binary.BigEndian.AppendUint32(mpub, 4+4+1)
+	mpub = binary.BigEndian.AppendUint32(mpub, 1)
+	mpub = binary.BigEndian.AppendUint32(mpub, 1)
+	mpub = append(mpub, 'x')
+	for _, c := range []struct {
+		cmd  []byte
+		want string
+	}{
+		{pubBody("PUB full", "x"), "E_PUB_FAILED PUB failed disk full"},
+		{mpub, "E_MPUB_FAILED MPUB failed disk full"},
+		{pubBody("DPUB full 1000", "x"), "E_DPUB_FAILED DPUB failed disk full"},
+	} {
+		ft, data, closed := rawRoundTrip(t, "tcp", n.RealTCPAddr().String(), c.cmd)
+		if ft != frameTypeError || data != c.want || !closed {
+			t.Errorf("got frame %d %q closed=%v, want error %q and close", ft, data, closed, c.want)
+		}
+	}
+}
+
+// D-UNIX-01, D-CLI-08: a --tcp-address that is not host:port is a unix
+// socket; /info-style ports are -1 and the broadcast port stays 0.
+func TestTCPOverUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "nsqd.sock")
+	n := startTestNSQD(t, func(o *Options) { o.TCPAddress = sock })
+	ft, data, _ := rawRoundTrip(t, "unix", sock, pubBody("PUB u", "hello"))
+	if ft != frameTypeResponse || data != "OK" {
+		t.Fatalf("PUB over unix socket: %d %q", ft, data)
+	}
+	if n.tcpPort() != -1 || n.getOpts().BroadcastTCPPort != 0 {
+		t.Fatalf("tcp port %d broadcast %d, want -1 and 0", n.tcpPort(), n.getOpts().BroadcastTCPPort)
+	}
+	n.Exit()
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket file left behind: %v", err)
+	}
+}
