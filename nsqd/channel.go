@@ -9,6 +9,7 @@ import (
 
 	"github.com/ournsq/nsq/internal/lg"
 	"github.com/ournsq/nsq/internal/protocol"
+	"github.com/ournsq/nsq/internal/quantile"
 )
 
 // Consumer is what a channel needs from a subscribed client.
@@ -68,6 +69,9 @@ type Channel struct {
 	inFlightMutex    sync.Mutex
 	inFlightMessages map[MessageID]*Message
 	inFlightPQ       msgPQ
+
+	// e2eLatency is nil unless percentiles are configured (D-E2E-01, e2e.go)
+	e2eLatency *quantile.Quantile
 }
 
 func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Channel)) *Channel {
@@ -82,6 +86,7 @@ func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Cha
 		deferredPQ:       newMsgPQ(0),
 		inFlightMessages: make(map[MessageID]*Message),
 		inFlightPQ:       newMsgPQ(0),
+		e2eLatency:       newE2ELatency(n.getOpts()),
 	}
 	memSize := n.getOpts().MemQueueSize
 	if memSize > 0 || c.ephemeral {
@@ -402,8 +407,12 @@ func (c *Channel) popInFlight(clientID int64, id MessageID) (*Message, error) {
 
 // FinishMessage acknowledges a message (D-TCP-35).
 func (c *Channel) FinishMessage(clientID int64, id MessageID) error {
-	_, err := c.popInFlight(clientID, id)
-	return err
+	m, err := c.popInFlight(clientID, id)
+	if err != nil {
+		return err
+	}
+	c.recordE2E(m)
+	return nil
 }
 
 // RequeueMessage puts an in-flight message back now (timeout 0) or after

@@ -81,6 +81,9 @@ type clientV2 struct {
 	writeTimeout time.Duration
 	frameHeader  [8 + wireHeaderLength]byte
 
+	// TLS/snappy/deflate layers under reader and writer (client_upgrade.go)
+	connLayers
+
 	// IOLoop-owned
 	heartbeatInterval   time.Duration
 	msgTimeout          time.Duration
@@ -104,6 +107,8 @@ type clientV2 struct {
 	// statsSampleRate mirrors the IOLoop-owned sampleRate for /stats
 	statsSampleRate int32
 	pubCounts       map[string]uint64
+	// auth is the AUTH state (auth.go)
+	auth clientAuth
 }
 
 func newClientV2(id int64, conn net.Conn, n *NSQD) *clientV2 {
@@ -229,10 +234,10 @@ func (c *clientV2) setOutputBuffer(size int, timeoutMs int) error {
 	if size != 0 {
 		c.writeLock.Lock()
 		defer c.writeLock.Unlock()
-		if err := c.writer.Flush(); err != nil {
+		if err := c.flushLocked(); err != nil {
 			return err
 		}
-		c.writer = bufio.NewWriterSize(c.Conn, c.outputBufferSize)
+		c.writer = bufio.NewWriterSize(c.writeTarget(), c.outputBufferSize)
 	}
 	return nil
 }
@@ -356,7 +361,7 @@ func (c *clientV2) sendNow(frameType int32, data []byte) error {
 	if err := c.writeFrameLocked(frameType, data); err != nil {
 		return err
 	}
-	return c.writer.Flush()
+	return c.flushLocked()
 }
 
 // writeMessage buffers a message frame (flushed by the pump's rules).
@@ -378,7 +383,7 @@ func (c *clientV2) writeMessage(m *Message) error {
 	}
 	// output_buffer_size -1 means unbuffered: nothing may stay behind
 	if c.writer.Size() <= 1 {
-		return c.writer.Flush()
+		return c.flushLocked()
 	}
 	return nil
 }
@@ -386,11 +391,11 @@ func (c *clientV2) writeMessage(m *Message) error {
 func (c *clientV2) flush() error {
 	c.writeLock.Lock()
 	defer c.writeLock.Unlock()
-	if c.writer.Buffered() == 0 {
+	if !c.unflushedLocked() {
 		return nil
 	}
 	if c.writeTimeout > 0 {
 		c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	return c.writer.Flush()
+	return c.flushLocked()
 }

@@ -619,6 +619,9 @@ func (s *httpServer) doConfig(w http.ResponseWriter, req *http.Request, ps httpr
 // the options NSQ has flags for. Strings come back raw, durations as ns,
 // everything else as its JSON value.
 func configValue(opts *Options, key string) (interface{}, bool) {
+	if key == "statsd_prefix" {
+		return statsdPrefix(opts), true // expanded, as NSQ reports it (D-CLI-43)
+	}
 	val := reflect.ValueOf(opts).Elem()
 	typ := val.Type()
 	for i := 0; i < typ.NumField(); i++ {

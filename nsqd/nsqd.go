@@ -52,6 +52,7 @@ type NSQD struct {
 	tcpServer            *tcpServer
 	httpListener         net.Listener
 	httpServer           *httpapi.Server
+	tlsListeners         // TLS config, HTTPS listener and server (tls.go)
 	protocolMagicTimeout time.Duration
 
 	lookupPeers         atomic.Pointer[[]*lookupPeer] // snapshot for readers
@@ -59,6 +60,7 @@ type NSQD struct {
 	lookupdAddrsChanged chan struct{}
 	lookupdPingInterval time.Duration
 	httpClient          *http.Client
+	authHTTP            authHTTPClient // auth server client (auth.go)
 
 	persistMu         sync.Mutex // serialises nsqd.dat writes
 	metadataDirty     chan struct{}
@@ -118,6 +120,9 @@ func New(opts *Options) (*NSQD, error) {
 		if n.httpListener != nil {
 			n.httpListener.Close()
 		}
+		if n.httpsListener != nil {
+			n.httpsListener.Close()
+		}
 		n.dl.Unlock()
 		return nil, err
 	}
@@ -138,6 +143,9 @@ func New(opts *Options) (*NSQD, error) {
 			return fail(fmt.Errorf("listen (%s) failed - %w", opts.HTTPAddress, err))
 		}
 	}
+	if err := n.listenHTTPS(opts); err != nil { // tls.go
+		return fail(err)
+	}
 	// broadcast ports default to the bound ones (0 for unix sockets)
 	if opts.BroadcastTCPPort == 0 {
 		opts.BroadcastTCPPort = max(listenerPort(n.tcpListener), 0)
@@ -157,7 +165,10 @@ func New(opts *Options) (*NSQD, error) {
 	}
 	n.logf(lg.INFO, "TCP: listening on %s", n.tcpListener.Addr())
 	if n.httpListener != nil {
-		n.httpServer = httpapi.NewServer(n.httpListener, newHTTPServer(n), "HTTP", n.logf)
+		n.httpServer = httpapi.NewServer(n.httpListener, n.plainHTTPHandler(), "HTTP", n.logf)
+	}
+	if n.httpsListener != nil {
+		n.httpsServer = httpapi.NewServer(n.httpsListener, newHTTPServer(n), "HTTPS", n.logf)
 	}
 	return n, nil
 }
@@ -178,6 +189,18 @@ func validateOptions(opts *Options) error {
 	}
 	if opts.MaxBodySize <= 0 || opts.MaxBodySize > 1<<31-1 {
 		return fmt.Errorf("--max-body-size must be in [1,%d]", 1<<31-1)
+	}
+	if _, err := tlsSettings(opts); err != nil { // tls.go
+		return err
+	}
+	if err := validateAuthOptions(opts); err != nil {
+		return err
+	}
+	if err := validateE2EPercentiles(opts); err != nil { // e2e.go
+		return err
+	}
+	if err := validateStatsdOptions(opts); err != nil { // statsd.go
+		return err
 	}
 	return nil
 }
@@ -250,7 +273,7 @@ func (n *NSQD) GetHealth() string {
 // Main serves until Exit. It returns an error if a listener fails. Calling
 // it after Exit, or twice, returns at once.
 func (n *NSQD) Main() error {
-	errCh := make(chan error, 2)
+	errCh := make(chan error, 3) // one per listener: TCP, HTTP, HTTPS
 	n.lifecycleMu.Lock()
 	if n.exiting || n.started {
 		n.lifecycleMu.Unlock()
@@ -274,11 +297,25 @@ func (n *NSQD) Main() error {
 		defer n.waitGroup.Done()
 		n.metadataLoop()
 	}()
+	if n.getOpts().StatsdAddress != "" {
+		n.waitGroup.Add(1)
+		go func() {
+			defer n.waitGroup.Done()
+			n.statsdLoop() // statsd.go
+		}()
+	}
 	if n.httpServer != nil {
 		n.waitGroup.Add(1)
 		go func() {
 			defer n.waitGroup.Done()
 			errCh <- n.httpServer.Serve()
+		}()
+	}
+	if n.httpsServer != nil {
+		n.waitGroup.Add(1)
+		go func() {
+			defer n.waitGroup.Done()
+			errCh <- n.httpsServer.Serve()
 		}()
 	}
 	n.lifecycleMu.Unlock()
@@ -306,9 +343,13 @@ func (n *NSQD) Exit() {
 		n.lifecycleMu.Unlock()
 
 		n.tcpListener.Close()
+		n.cancelAuthQueries() // clients waiting on an auth server let go at once
 		n.tcpServer.closeAll()
 		if n.httpServer != nil {
 			n.httpServer.Shutdown(5 * time.Second)
+		}
+		if n.httpsServer != nil {
+			n.httpsServer.Shutdown(5 * time.Second)
 		}
 
 		if err := n.PersistMetadata(); err != nil {

@@ -25,13 +25,13 @@ type Options struct {
 
 	TCPAddress               string        `flag:"tcp-address"`
 	HTTPAddress              string        `flag:"http-address"`
-	HTTPSAddress             string        `later:"https-address"`
+	HTTPSAddress             string        `flag:"https-address"`
 	BroadcastAddress         string        `flag:"broadcast-address"`
 	BroadcastTCPPort         int           `flag:"broadcast-tcp-port"`
 	BroadcastHTTPPort        int           `flag:"broadcast-http-port"`
 	NSQLookupdTCPAddresses   []string      `flag:"lookupd-tcp-address" cfg:"nsqlookupd_tcp_addresses"`
-	AuthHTTPAddresses        []string      `later:"auth-http-address" cfg:"auth_http_addresses"`
-	AuthHTTPRequestMethod    string        `later:"auth-http-request-method" cfg:"auth_http_request_method"`
+	AuthHTTPAddresses        []string      `flag:"auth-http-address" cfg:"auth_http_addresses"`
+	AuthHTTPRequestMethod    string        `flag:"auth-http-request-method" cfg:"auth_http_request_method"`
 	HTTPClientConnectTimeout time.Duration `flag:"http-client-connect-timeout" cfg:"http_client_connect_timeout"`
 	HTTPClientRequestTimeout time.Duration `flag:"http-client-request-timeout" cfg:"http_client_request_timeout"`
 	TopologyRegion           string        `flag:"topology-region"`
@@ -77,29 +77,29 @@ type Options struct {
 	MaxChannelConsumers    int           `flag:"max-channel-consumers"`
 
 	// statsd integration
-	StatsdAddress          string        `later:"statsd-address"`
-	StatsdPrefix           string        `later:"statsd-prefix"`
-	StatsdInterval         time.Duration `later:"statsd-interval"`
-	StatsdMemStats         bool          `later:"statsd-mem-stats"`
-	StatsdUDPPacketSize    int           `later:"statsd-udp-packet-size"`
-	StatsdExcludeEphemeral bool          `later:"statsd-exclude-ephemeral"`
+	StatsdAddress          string        `flag:"statsd-address"`
+	StatsdPrefix           string        `flag:"statsd-prefix"`
+	StatsdInterval         time.Duration `flag:"statsd-interval"`
+	StatsdMemStats         bool          `flag:"statsd-mem-stats"`
+	StatsdUDPPacketSize    int           `flag:"statsd-udp-packet-size"`
+	StatsdExcludeEphemeral bool          `flag:"statsd-exclude-ephemeral"`
 
 	// e2e message latency
-	E2EProcessingLatencyWindowTime  time.Duration `later:"e2e-processing-latency-window-time"`
-	E2EProcessingLatencyPercentiles []float64     `later:"e2e-processing-latency-percentile" cfg:"e2e_processing_latency_percentiles"`
+	E2EProcessingLatencyWindowTime  time.Duration `flag:"e2e-processing-latency-window-time"`
+	E2EProcessingLatencyPercentiles []float64     `flag:"e2e-processing-latency-percentile" cfg:"e2e_processing_latency_percentiles"`
 
 	// TLS config
-	TLSCert             string `later:"tls-cert"`
-	TLSKey              string `later:"tls-key"`
-	TLSClientAuthPolicy string `later:"tls-client-auth-policy"`
-	TLSRootCAFile       string `later:"tls-root-ca-file"`
-	TLSRequired         int    `later:"tls-required"`
-	TLSMinVersion       uint16 `later:"tls-min-version"`
+	TLSCert             string `flag:"tls-cert"`
+	TLSKey              string `flag:"tls-key"`
+	TLSClientAuthPolicy string `flag:"tls-client-auth-policy"`
+	TLSRootCAFile       string `flag:"tls-root-ca-file"`
+	TLSRequired         int    `flag:"tls-required"`
+	TLSMinVersion       uint16 `flag:"tls-min-version"`
 
 	// compression
-	DeflateEnabled  bool `later:"deflate"`
-	MaxDeflateLevel int  `later:"max-deflate-level"`
-	SnappyEnabled   bool `later:"snappy"`
+	DeflateEnabled  bool `flag:"deflate"`
+	MaxDeflateLevel int  `flag:"max-deflate-level"`
+	SnappyEnabled   bool `flag:"snappy"`
 
 	Experiments []string `later:"enable-experiment" cfg:"enable_experiment"`
 }

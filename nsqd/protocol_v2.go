@@ -111,6 +111,9 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 }
 
 func (p *protocolV2) exec(c *clientV2, params [][]byte) ([]byte, error) {
+	if err := p.enforceTLSPolicy(c, params[0]); err != nil { // tls.go
+		return nil, err
+	}
 	switch {
 	case bytes.Equal(params[0], []byte("FIN")):
 		return p.FIN(c, params)
@@ -300,10 +303,7 @@ func (p *protocolV2) IDENTIFY(c *clientV2, params [][]byte) ([]byte, error) {
 	}
 
 	opts := p.nsqd.getOpts()
-	// TLS, snappy and deflate are not offered yet: they answer false
-	tlsv1 := false
-	deflate := false
-	snappy := false
+	tlsv1, deflate, snappy := c.grantUpgrades(opts, data) // client_upgrade.go
 	// the client's level counts only when deflate is granted (D-TCP-20)
 	deflateLevel := 6
 	if deflate && data.DeflateLevel > 0 {
@@ -312,7 +312,7 @@ func (p *protocolV2) IDENTIFY(c *clientV2, params [][]byte) ([]byte, error) {
 	if deflateLevel > opts.MaxDeflateLevel {
 		deflateLevel = opts.MaxDeflateLevel
 	}
-	if deflate && snappy {
+	if c.compressionConflict(deflate, snappy) {
 		return nil, fatal("E_IDENTIFY_FAILED", "cannot enable both deflate and snappy compression")
 	}
 
@@ -336,7 +336,8 @@ func (p *protocolV2) IDENTIFY(c *clientV2, params [][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fatal("E_IDENTIFY_FAILED", "IDENTIFY failed %s", err)
 	}
-	if err := c.sendNow(frameTypeResponse, resp); err != nil {
+	// JSON, then TLS → snappy → deflate, each acked by OK (D-TCP-21..25)
+	if err := c.respondAndUpgrade(resp, tlsv1, snappy, deflate, deflateLevel); err != nil {
 		return nil, fatal("E_IDENTIFY_FAILED", "IDENTIFY failed %s", err)
 	}
 	return nil, nil
@@ -390,12 +391,11 @@ func (p *protocolV2) AUTH(c *clientV2, params [][]byte) ([]byte, error) {
 	if len(params) != 1 {
 		return nil, fatal("E_INVALID", "AUTH invalid number of parameters")
 	}
-	if _, err := p.readSizedBody(c, "AUTH"); err != nil {
+	body, err := p.readSizedBody(c, "AUTH")
+	if err != nil {
 		return nil, err
 	}
-	// auth servers are not supported yet: behave as NSQ without
-	// --auth-http-address
-	return nil, fatal("E_AUTH_DISABLED", "AUTH disabled")
+	return p.authenticate(c, body)
 }
 
 func (p *protocolV2) SUB(c *clientV2, params [][]byte) ([]byte, error) {
@@ -415,6 +415,9 @@ func (p *protocolV2) SUB(c *clientV2, params [][]byte) ([]byte, error) {
 	channelName := string(params[2])
 	if !protocol.IsValidChannelName(channelName) {
 		return nil, fatal("E_BAD_CHANNEL", "SUB channel name %q is not valid", channelName)
+	}
+	if err := p.checkAuth(c, "SUB", topicName, channelName); err != nil {
+		return nil, err
 	}
 
 	// An ephemeral topic/channel may be on its way out just as we join it:
@@ -591,6 +594,9 @@ func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkAuth(c, "PUB", topicName, ""); err != nil {
+		return nil, err
+	}
 	topic := p.nsqd.GetTopic(topicName)
 	msg := NewMessage(topic.GenerateID(), body)
 	if err := topic.PutMessage(msg); err != nil {
@@ -620,6 +626,9 @@ func (p *protocolV2) DPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkAuth(c, "DPUB", topicName, ""); err != nil {
+		return nil, err
+	}
 	topic := p.nsqd.GetTopic(topicName)
 	msg := NewMessage(topic.GenerateID(), body)
 	msg.deferred = time.Duration(timeoutMs) * time.Millisecond
@@ -638,6 +647,9 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if !protocol.IsValidTopicName(topicName) {
 		// the code repeats in the text, as in NSQ
 		return nil, fatal("E_BAD_TOPIC", "E_BAD_TOPIC MPUB topic name %q is not valid", topicName)
+	}
+	if err := p.checkAuth(c, "MPUB", topicName, ""); err != nil {
+		return nil, err
 	}
 	opts := p.nsqd.getOpts()
 	bodyLen, err := protocol.ReadInt32(c.reader)

@@ -114,6 +114,7 @@ func (c *clientV2) Stats(topicFilter string) ClientStats {
 		s.PubCounts = []PubCount{{Topic: topic, Count: count}}
 		break
 	}
+	s.Authed, s.AuthIdentity, s.AuthIdentityURL = c.authStatsLocked()
 	c.metaLock.RUnlock()
 
 	s.Version = "V2"
@@ -125,6 +126,7 @@ func (c *clientV2) Stats(topicFilter string) ClientStats {
 	s.FinishCount = c.finishCount.Load()
 	s.RequeueCount = c.requeueCount.Load()
 	s.ConnectTime = c.connectTime.Unix()
+	c.layerStats(&s) // deflate, snappy, tls* (client_upgrade.go)
 	return s
 }
 
@@ -169,7 +171,7 @@ func (c *Channel) stats(includeClients bool) ChannelStats {
 		RequeueCount:         c.requeueCount.Load(),
 		TimeoutCount:         c.timeoutCount.Load(),
 		Paused:               c.IsPaused(),
-		E2EProcessingLatency: E2ELatency{},
+		E2EProcessingLatency: c.e2eStats(),
 	}
 	c.RLock()
 	s.ClientCount = len(c.clients)
@@ -231,7 +233,7 @@ func (n *NSQD) GetStats(topicName, channelName string, includeClients bool) []To
 			MessageCount:         t.messageCount.Load(),
 			MessageBytes:         t.messageBytes.Load(),
 			Paused:               t.IsPaused(),
-			E2EProcessingLatency: E2ELatency{},
+			E2EProcessingLatency: t.e2eStats(),
 		}
 		for _, c := range chans {
 			ts.Channels = append(ts.Channels, c.stats(includeClients))

@@ -410,6 +410,9 @@ func TestBadConfigValues(t *testing.T) {
 		{`queue_scan_refresh_interval = "-1s"`, nil, styleFatal, "failed to instantiate nsqd - --queue-scan-refresh-interval must be > 0"},
 		{`queue_scan_dirty_percent = 1.5`, nil, styleFatal, "failed to instantiate nsqd - --queue-scan-dirty-percent must be [0,1]"},
 		{`mem_queue_size = [`, nil, styleFatal, "failed to load config file "},
+		// D-CFG-06/07 (active since the TLS issue)
+		{`tls_required = "nope"`, nil, styleFatal, "failed parsing tls_required nope"},
+		{`tls_min_version = "ssl3.0"`, nil, styleFatal, "failed parsing tls_min_version ssl3.0"},
 	} {
 		args := append([]string{"--config=" + writeConfig(t, tc.body+"\n")}, tc.args...)
 		se, _ := loadErr(t, args...)
