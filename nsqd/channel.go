@@ -40,9 +40,16 @@ type Channel struct {
 	requeueCount atomic.Uint64
 	messageCount atomic.Uint64
 	timeoutCount atomic.Uint64
-	// globalMsgCount counts deliveries taken from the plain memory queue
-	// (NSQ's topology counters, D-TOPO-02)
-	globalMsgCount atomic.Uint64
+	// deliveries from memory/hand-off queues by the consumer's locality
+	// (D-TOPO-02); without the experiment everything counts as global
+	zoneLocalMsgCount   atomic.Uint64
+	regionLocalMsgCount atomic.Uint64
+	globalMsgCount      atomic.Uint64
+	// unbuffered hand-off queues of the topology-aware-consumption
+	// experiment (D-TOPO-01); nil unless it is on and a zone/region is set
+	zoneLocalMsgChan   chan *Message
+	regionLocalMsgChan chan *Message
+	topologyAware      bool
 
 	sync.RWMutex // guards clients
 
@@ -91,6 +98,15 @@ func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Cha
 	memSize := n.getOpts().MemQueueSize
 	if memSize > 0 || c.ephemeral {
 		c.memoryMsgChan = make(chan *Message, memSize)
+	}
+	if opts := n.getOpts(); opts.hasExperiment(ExperimentTopologyAwareConsumption) {
+		c.topologyAware = true
+		if opts.TopologyZone != "" {
+			c.zoneLocalMsgChan = make(chan *Message)
+		}
+		if opts.TopologyRegion != "" {
+			c.regionLocalMsgChan = make(chan *Message)
+		}
 	}
 	if c.ephemeral {
 		c.backend = newDummyBackend()
@@ -288,6 +304,22 @@ func (c *Channel) PutMessage(m *Message) error {
 }
 
 func (c *Channel) put(m *Message) error {
+	if c.topologyAware {
+		// a waiting same-zone consumer first, then same-region, then the
+		// memory queue (D-TOPO-01); nil queues never take
+		select {
+		case c.zoneLocalMsgChan <- m:
+			return nil
+		default:
+		}
+		select {
+		case c.zoneLocalMsgChan <- m:
+			return nil
+		case c.regionLocalMsgChan <- m:
+			return nil
+		default:
+		}
+	}
 	select {
 	case c.memoryMsgChan <- m:
 		return nil
@@ -300,6 +332,27 @@ func (c *Channel) put(m *Message) error {
 		return err
 	}
 	return nil
+}
+
+// topologyQueues returns the hand-off queues a client listens on and the
+// counter its memory/hand-off deliveries bump (D-TOPO-01/02). A client
+// whose zone equals nsqd's (also both empty) is zone-local.
+func (c *Channel) topologyQueues(client *clientV2) (zone, region chan *Message, counter *atomic.Uint64) {
+	if !c.topologyAware {
+		return nil, nil, &c.globalMsgCount
+	}
+	opts := c.nsqd.getOpts()
+	client.metaLock.RLock()
+	zoneLocal := client.topologyZone == opts.TopologyZone
+	regionLocal := client.topologyRegion == opts.TopologyRegion
+	client.metaLock.RUnlock()
+	switch {
+	case zoneLocal:
+		return c.zoneLocalMsgChan, c.regionLocalMsgChan, &c.zoneLocalMsgCount
+	case regionLocal:
+		return nil, c.regionLocalMsgChan, &c.regionLocalMsgCount
+	}
+	return nil, nil, &c.globalMsgCount
 }
 
 // PutMessageDeferred counts a DPUB copy and defers it (D-DEF-02).

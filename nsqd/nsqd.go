@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,6 +181,12 @@ func validateOptions(opts *Options) error {
 	}
 	if opts.ID < 0 || opts.ID >= 1024 {
 		return errors.New("--node-id must be [0,1024)")
+	}
+	for _, e := range opts.Experiments {
+		if !slices.Contains(knownExperiments, e) {
+			return fmt.Errorf("--enable-experiment: unknown experiment %q (known: %s)",
+				e, strings.Join(knownExperiments, ", "))
+		}
 	}
 	// NSQ crashes on the first topic instead
 	if opts.MemQueueSize < 0 {

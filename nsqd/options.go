@@ -101,7 +101,7 @@ type Options struct {
 	MaxDeflateLevel int  `flag:"max-deflate-level"`
 	SnappyEnabled   bool `flag:"snappy"`
 
-	Experiments []string `later:"enable-experiment" cfg:"enable_experiment"`
+	Experiments []string `flag:"enable-experiment" cfg:"enable_experiment"`
 }
 
 // TLS-required levels (D-TLS-02).
@@ -186,4 +186,21 @@ func DefaultNodeID(hostname string) int64 {
 	h := md5.New()
 	io.WriteString(h, hostname)
 	return int64(crc32.ChecksumIEEE(h.Sum(nil)) % 1024)
+}
+
+// ExperimentTopologyAwareConsumption is the one experiment NSQ knows
+// (D-TOPO-01).
+const ExperimentTopologyAwareConsumption = "topology-aware-consumption"
+
+// knownExperiments lists the --enable-experiment values we accept; NSQ
+// accepts anything silently (Q-22), we refuse unknown names.
+var knownExperiments = []string{ExperimentTopologyAwareConsumption}
+
+func (o *Options) hasExperiment(name string) bool {
+	for _, e := range o.Experiments {
+		if e == name {
+			return true
+		}
+	}
+	return false
 }

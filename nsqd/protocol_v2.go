@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/ournsq/nsq/internal/lg"
@@ -151,6 +152,11 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 	var err error
 	var memoryMsgChan chan *Message
 	var backendMsgChan <-chan []byte
+	// topology-aware consumption (D-TOPO-01): hand-off queues this client
+	// listens on when it is in nsqd's zone/region; nil otherwise
+	var zoneMsgChan, regionMsgChan chan *Message
+	var subZoneChan, subRegionChan chan *Message // fixed at SUB
+	var locality *atomic.Uint64                  // which counter a hand-off delivery bumps
 	var subChannel *Channel
 	// nil until the output buffer holds data that must go out on time
 	var flusherChan <-chan time.Time
@@ -174,6 +180,7 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 			// not ready: take nothing, and push out what is buffered
 			memoryMsgChan = nil
 			backendMsgChan = nil
+			zoneMsgChan, regionMsgChan = nil, nil
 			flusherChan = nil
 			if !flushed {
 				if err = c.flush(); err != nil {
@@ -181,14 +188,14 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 				}
 				flushed = true
 			}
-		} else if flushed {
-			memoryMsgChan = subChannel.memoryMsgChan
-			backendMsgChan = subChannel.backend.ReadChan()
-			flusherChan = nil
 		} else {
 			memoryMsgChan = subChannel.memoryMsgChan
 			backendMsgChan = subChannel.backend.ReadChan()
-			flusherChan = outputBufferTicker.C
+			zoneMsgChan, regionMsgChan = subZoneChan, subRegionChan
+			flusherChan = nil
+			if !flushed {
+				flusherChan = outputBufferTicker.C
+			}
 		}
 
 		select {
@@ -200,6 +207,8 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 		case <-c.readyStateChan:
 		case subChannel = <-subEventChan:
 			subEventChan = nil
+			// IDENTIFY cannot follow SUB, so the locality is final now
+			subZoneChan, subRegionChan, locality = subChannel.topologyQueues(c)
 		case ev := <-identifyEventChan:
 			identifyEventChan = nil
 			outputBufferTicker.Stop()
@@ -223,7 +232,19 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 			}
 			flushed = false
 		case msg := <-memoryMsgChan:
-			subChannel.globalMsgCount.Add(1)
+			locality.Add(1)
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				goto exit
+			}
+			flushed = false
+		case msg := <-zoneMsgChan:
+			locality.Add(1)
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				goto exit
+			}
+			flushed = false
+		case msg := <-regionMsgChan:
+			locality.Add(1)
 			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
 				goto exit
 			}

@@ -167,6 +167,8 @@ func (c *Channel) stats(includeClients bool) ChannelStats {
 		InFlightCount:        c.InFlightCount(),
 		DeferredCount:        c.DeferredCount(),
 		MessageCount:         c.messageCount.Load(),
+		ZoneLocalMsgCount:    c.zoneLocalMsgCount.Load(),
+		RegionLocalMsgCount:  c.regionLocalMsgCount.Load(),
 		GlobalMsgCount:       c.globalMsgCount.Load(),
 		RequeueCount:         c.requeueCount.Load(),
 		TimeoutCount:         c.timeoutCount.Load(),
