@@ -75,6 +75,8 @@ type Options struct {
 	MinOutputBufferTimeout time.Duration `flag:"min-output-buffer-timeout"`
 	OutputBufferTimeout    time.Duration `flag:"output-buffer-timeout"`
 	MaxChannelConsumers    int           `flag:"max-channel-consumers"`
+	// MaxConnections caps concurrent TCP clients (our extension; 0 = no cap).
+	MaxConnections int `flag:"max-connections"`
 
 	// statsd integration
 	StatsdAddress          string        `flag:"statsd-address"`

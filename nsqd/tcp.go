@@ -1,7 +1,9 @@
 package nsqd
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -55,24 +57,56 @@ func (s *tcpServer) serve(listener net.Listener) error {
 			return err
 		}
 		tempDelay = 0
-		if !s.track(conn) {
+		switch s.track(conn) {
+		case trackClosing:
 			conn.Close()
+			continue
+		case trackOverCap:
+			s.refuse(conn)
 			continue
 		}
 		go s.handle(conn)
 	}
 }
 
-// track registers conn unless the server is closing.
-func (s *tcpServer) track(conn net.Conn) bool {
+type trackResult int
+
+const (
+	tracked trackResult = iota
+	trackClosing
+	trackOverCap
+)
+
+// track registers conn unless the server is closing or --max-connections
+// is reached.
+func (s *tcpServer) track(conn net.Conn) trackResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return trackClosing
+	}
+	if max := s.nsqd.getOpts().MaxConnections; max > 0 && len(s.conns) >= max {
+		return trackOverCap
 	}
 	s.conns[conn] = struct{}{}
 	s.wg.Add(1)
-	return true
+	return tracked
+}
+
+// refuse answers a connection over --max-connections with one V2 error
+// frame and closes it. Clients see an error they can log and retry on
+// instead of a silent reset. The socket is fresh, so the small write lands
+// in its empty send buffer at once; the deadline only guards oddities.
+func (s *tcpServer) refuse(conn net.Conn) {
+	max := s.nsqd.getOpts().MaxConnections
+	s.nsqd.logf(lg.WARN, "TCP: refusing client(%s) - %d connections (--max-connections)", conn.RemoteAddr(), max)
+	msg := fmt.Sprintf("E_TOO_MANY_CONNECTIONS max connections (%d) reached", max)
+	frame := make([]byte, 8, 8+len(msg))
+	binary.BigEndian.PutUint32(frame[0:4], uint32(4+len(msg)))
+	binary.BigEndian.PutUint32(frame[4:8], uint32(frameTypeError))
+	conn.SetWriteDeadline(time.Now().Add(time.Second))
+	conn.Write(append(frame, msg...))
+	conn.Close()
 }
 
 func (s *tcpServer) untrack(conn net.Conn) {

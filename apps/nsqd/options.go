@@ -98,6 +98,8 @@ var flagTable = []flagRow{
 	{name: "min-output-buffer-timeout", usage: "minimum client configurable duration of time between flushing to a client"},
 	{name: "output-buffer-timeout", usage: "default duration of time between flushing data to clients"},
 	{name: "max-channel-consumers", usage: "maximum channel consumer connection count per nsqd instance (default 0, i.e., unlimited)"},
+	// our extension: NSQ has no connection cap
+	{name: "max-connections", usage: "maximum number of concurrent TCP client connections; more are refused with E_TOO_MANY_CONNECTIONS (default 0, i.e., unlimited)"},
 
 	// statsd integration
 	{name: "statsd-address", usage: "UDP <addr>:<port> of a statsd daemon for pushing stats"},

@@ -76,6 +76,7 @@ var flagCases = map[string]flagCase{
 	"min-output-buffer-timeout": {[]string{"--min-output-buffer-timeout=10ms"}, 10 * time.Millisecond, `50`, 50 * time.Millisecond},
 	"output-buffer-timeout":     {[]string{"--output-buffer-timeout=100ms"}, 100 * time.Millisecond, `"300ms"`, 300 * time.Millisecond},
 	"max-channel-consumers":     {[]string{"--max-channel-consumers=3"}, 3, `4`, 4},
+	"max-connections":           {[]string{"--max-connections=100"}, 100, `200`, 200},
 
 	"statsd-address":           {[]string{"--statsd-address=127.0.0.1:8125"}, "127.0.0.1:8125", `"127.0.0.1:8126"`, "127.0.0.1:8126"},
 	"statsd-interval":          {[]string{"--statsd-interval=10s"}, 10 * time.Second, `20000`, 20 * time.Second},

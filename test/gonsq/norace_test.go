@@ -1,0 +1,5 @@
+//go:build !race
+
+package gonsq
+
+const raceEnabled = false
