@@ -364,6 +364,20 @@ func (c *clientV2) sendNow(frameType int32, data []byte) error {
 	return c.flushLocked()
 }
 
+// sendResponse writes a response frame, flushing it unless flush is false
+// (more commands are already waiting, so their responses can share a write).
+func (c *clientV2) sendResponse(data []byte, flush bool) error {
+	c.writeLock.Lock()
+	defer c.writeLock.Unlock()
+	if err := c.writeFrameLocked(frameTypeResponse, data); err != nil {
+		return err
+	}
+	if !flush {
+		return nil
+	}
+	return c.flushLocked()
+}
+
 // writeMessage buffers a message frame (flushed by the pump's rules).
 func (c *clientV2) writeMessage(m *Message) error {
 	c.writeLock.Lock()

@@ -93,7 +93,10 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 			continue
 		}
 		if response != nil {
-			if err = c.sendNow(frameTypeResponse, response); err != nil {
+			// A pipelining client already sent its next command: let that
+			// command's response go out in the same write(2). Flush once
+			// nothing more is buffered, i.e. before we could block reading.
+			if err = c.sendResponse(response, c.reader.Buffered() == 0); err != nil {
 				err = fmt.Errorf("failed to send response - %w", err)
 				break
 			}
