@@ -3,7 +3,7 @@ BUILD := build
 BINARIES := nsqd nsqlookupd
 DATA := ./data
 
-.PHONY: all build test fmt-check vet clean run
+.PHONY: all build test fmt-check vet clean run fuzz soak
 
 all: build
 
@@ -36,3 +36,25 @@ run: build
 
 clean:
 	rm -rf $(BUILD)
+
+# Native Go fuzzing (docs/robustness-fuzz.md): every target for FUZZTIME.
+# Their seed corpora (testdata/fuzz/) already run as tests in `make test`.
+# On a shared machine: make fuzz FUZZFLAGS=-parallel=1
+FUZZTIME ?= 60s
+FUZZFLAGS ?=
+FUZZ_TARGETS := \
+	./nsqd:FuzzV2Stream ./nsqd:FuzzIdentify ./nsqd:FuzzAuth ./nsqd:FuzzHTTPAPI \
+	./nsqd:FuzzMPUBBody ./nsqd:FuzzDecodeDiskMessage ./nsqd:FuzzLookupPeer \
+	./nsqlookupd:FuzzV1Stream ./internal/auth:FuzzAuthResponse ./internal/httpapi:FuzzNewReqParams
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $(FUZZFLAGS) $$pkg || exit 1; \
+	done
+
+# Crash soak: 1,000 SIGKILL/restart cycles under load; every acknowledged
+# message must be delivered (docs/robustness-crash.md). CI runs 20 cycles.
+soak:
+	NSQ_CRASH_CYCLES=1000 $(GO) test -count=1 -timeout 0 -v -run TestCrash ./test/crash

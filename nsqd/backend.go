@@ -1,11 +1,5 @@
 package nsqd
 
-import (
-	"github.com/nsqio/go-diskqueue"
-
-	"github.com/ournsq/nsq/internal/lg"
-)
-
 // BackendQueue is where a topic or channel keeps what does not fit in memory.
 // It sits behind an interface so tests can inject failing backends and
 // ephemeral queues can have none.
@@ -19,14 +13,13 @@ type BackendQueue interface {
 }
 
 // newDiskBackend opens (or creates) the go-diskqueue for name under the data
-// path. Records are the disk format of message.go, so the accepted size range
-// is widened by the largest header we write.
+// path, after crash recovery, wrapped so that unfinished messages survive a
+// crash (backend_disk.go, backend_recover.go). Records are the disk format
+// of message.go, so the accepted size range is widened by the largest
+// header we write.
 func newDiskBackend(n *NSQD, name string) BackendQueue {
 	opts := n.getOpts()
-	logf := func(level diskqueue.LogLevel, f string, args ...interface{}) {
-		n.logf(lg.LogLevel(level), f, args...)
-	}
-	return diskqueue.New(
+	return openDiskBackend(
 		name,
 		opts.DataPath,
 		opts.MaxBytesPerFile,
@@ -34,7 +27,7 @@ func newDiskBackend(n *NSQD, name string) BackendQueue {
 		int32(opts.MaxMsgSize)+diskHeaderLengthV1,
 		opts.SyncEvery,
 		opts.SyncTimeout,
-		logf,
+		n.logf,
 	)
 }
 

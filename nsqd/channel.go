@@ -30,7 +30,7 @@ var (
 
 // Channel is one independent queue of a topic, shared by its subscribers.
 //
-// Goroutines and state: subscribed clients' pumps read memoryMsgChan and the
+// Goroutines and state: subscribed clients' pumps read the memory queue and the
 // backend's ReadChan directly (whoever is ready first takes the message).
 // The in-flight set (map + heap by deadline) and the deferred set (map +
 // heap by due time) each have their own mutex, taken only for map/heap
@@ -57,10 +57,10 @@ type Channel struct {
 	name      string
 	nsqd      *NSQD
 
-	backend       BackendQueue
-	memoryMsgChan chan *Message
-	exitFlag      atomic.Bool
-	exitMutex     sync.RWMutex
+	backend   BackendQueue
+	memq      *memQueue // nil with --mem-queue-size=0 (memqueue.go)
+	exitFlag  atomic.Bool
+	exitMutex sync.RWMutex
 
 	clients   map[int64]Consumer
 	paused    atomic.Bool
@@ -76,6 +76,13 @@ type Channel struct {
 	inFlightMutex    sync.Mutex
 	inFlightMessages map[MessageID]*Message
 	inFlightPQ       msgPQ
+
+	// nextDue is the earliest in-flight deadline or deferred due time
+	// (unix ns, 0 = none). It may be early (stale) but never late, so the
+	// queue scanner never wakes late (queue_scan.go). dueMu orders its
+	// updates; lock order: dueMu before the heap mutexes.
+	dueMu   sync.Mutex
+	nextDue atomic.Int64
 
 	// e2eLatency is nil unless percentiles are configured (D-E2E-01, e2e.go)
 	e2eLatency *quantile.Quantile
@@ -96,9 +103,7 @@ func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Cha
 		e2eLatency:       newE2ELatency(n.getOpts()),
 	}
 	memSize := n.getOpts().MemQueueSize
-	if memSize > 0 || c.ephemeral {
-		c.memoryMsgChan = make(chan *Message, memSize)
-	}
+	c.memq = newMemQueue(memSize, c.ephemeral)
 	if opts := n.getOpts(); opts.hasExperiment(ExperimentTopologyAwareConsumption) {
 		c.topologyAware = true
 		if opts.TopologyZone != "" {
@@ -170,22 +175,26 @@ func (c *Channel) Empty() error {
 	c.RUnlock()
 
 	c.inFlightMutex.Lock()
+	inFlight := c.inFlightMessages
 	c.inFlightMessages = make(map[MessageID]*Message)
 	c.inFlightPQ = newMsgPQ(0)
 	c.inFlightMutex.Unlock()
 
 	c.deferredMutex.Lock()
+	deferred := c.deferredMessages
 	c.deferredMessages = make(map[MessageID]*Message)
 	c.deferredPQ = newMsgPQ(0)
 	c.deferredMutex.Unlock()
 
-	for {
-		select {
-		case <-c.memoryMsgChan:
-		default:
-			return c.backend.Empty()
-		}
+	// dropped on purpose: their disk records are finished
+	for _, m := range inFlight {
+		m.releaseRecord()
 	}
+	for _, m := range deferred {
+		m.releaseRecord()
+	}
+	c.memq.drain(func(m *Message) { m.releaseRecord() })
+	return c.backend.Empty()
 }
 
 // flush writes memory, in-flight and deferred messages to the backend;
@@ -203,7 +212,7 @@ func (c *Channel) flush() {
 	c.deferredMessages = make(map[MessageID]*Message)
 	c.deferredMutex.Unlock()
 
-	if n := len(c.memoryMsgChan); n > 0 || len(inFlight) > 0 || len(deferred) > 0 {
+	if n := c.memq.Len(); n > 0 || len(inFlight) > 0 || len(deferred) > 0 {
 		c.nsqd.logf(lg.INFO, "CHANNEL(%s): flushing %d memory %d in-flight %d deferred messages to backend",
 			c.name, n, len(inFlight), len(deferred))
 	}
@@ -212,15 +221,7 @@ func (c *Channel) flush() {
 			c.nsqd.logf(lg.ERROR, "failed to write message to backend - %s", err)
 		}
 	}
-drain:
-	for {
-		select {
-		case m := <-c.memoryMsgChan:
-			write(m, 0)
-		default:
-			break drain
-		}
-	}
+	c.memq.drain(func(m *Message) { write(m, 0) })
 	for _, m := range inFlight {
 		write(m, 0)
 	}
@@ -230,7 +231,7 @@ drain:
 }
 
 // Depth is memory + disk (D-QUEUE-01).
-func (c *Channel) Depth() int64 { return int64(len(c.memoryMsgChan)) + c.backend.Depth() }
+func (c *Channel) Depth() int64 { return int64(c.memq.Len()) + c.backend.Depth() }
 
 // BackendDepth is the disk part of Depth.
 func (c *Channel) BackendDepth() int64 { return c.backend.Depth() }
@@ -320,13 +321,14 @@ func (c *Channel) put(m *Message) error {
 		default:
 		}
 	}
-	select {
-	case c.memoryMsgChan <- m:
+	if c.memq.tryPut(m) {
 		return nil
-	default:
 	}
 	err := writeMessageToBackend(m, 0, c.backend)
 	c.nsqd.SetHealth(err)
+	// on disk now, or dropped: either way the record it came from is
+	// finished (backend_disk.go)
+	m.releaseRecord()
 	if err != nil {
 		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to write message to backend - %s", c.name, err)
 		return err
@@ -413,12 +415,14 @@ func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.
 	m.pri = now.Add(timeout).UnixNano()
 
 	c.inFlightMutex.Lock()
-	defer c.inFlightMutex.Unlock()
 	if _, ok := c.inFlightMessages[m.ID]; ok {
+		c.inFlightMutex.Unlock()
 		return errAlreadyInFlt
 	}
 	c.inFlightMessages[m.ID] = m
 	c.inFlightPQ.Push(m)
+	c.inFlightMutex.Unlock()
+	c.noteDue(m.pri)
 	return nil
 }
 
@@ -437,6 +441,7 @@ func (c *Channel) deferUntil(m *Message, dueAt int64) error {
 	c.deferredMessages[m.ID] = m
 	c.deferredPQ.Push(m)
 	c.deferredMutex.Unlock()
+	c.noteDue(dueAt)
 	return nil
 }
 
@@ -465,6 +470,7 @@ func (c *Channel) FinishMessage(clientID int64, id MessageID) error {
 		return err
 	}
 	c.recordE2E(m)
+	m.releaseRecord()
 	return nil
 }
 
@@ -568,11 +574,14 @@ func (c *Channel) processDeferredQueue(now int64) (dirty bool, next int64) {
 // whose deliver-at is still in the future goes to the deferred set and nil
 // is returned.
 func (c *Channel) fromBackend(b []byte) *Message {
+	ref := claimRecord(c.backend, b)
 	m, err := decodeDiskMessage(b)
 	if err != nil {
+		ref.release()
 		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to decode message - %s", c.name, err)
 		return nil
 	}
+	m.ref = ref // until the message is finished (backend_disk.go)
 	if m.deliverAt > 0 {
 		due := m.deliverAt
 		m.deliverAt = 0

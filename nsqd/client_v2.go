@@ -57,11 +57,12 @@ type identifyEvent struct {
 // clientV2 is one V2 connection.
 //
 // Goroutines and state: the connection's IOLoop goroutine owns the reader,
-// the state machine, heartbeatInterval (read deadlines) and msgTimeout (for
-// TOUCH). The messagePump goroutine owns delivery; it learns the channel and
-// the first IDENTIFY's settings through subEventChan/identifyEventChan. Both
-// write frames, so the writer and writeTimeout sit behind writeLock. Counters
-// are atomics; metadata shown in stats sits behind metaLock.
+// the state machine, heartbeatInterval (read deadlines), msgTimeout (for
+// TOUCH) and the pump settings. SUB starts the messagePump goroutine, which
+// owns delivery from then on; before SUB a timer sends heartbeats. The
+// IOLoop, the pump and the timer all write frames, so the writer and
+// writeTimeout sit behind writeLock. Counters are atomics; metadata shown
+// in stats sits behind metaLock.
 type clientV2 struct {
 	readyCount    atomic.Int64
 	inFlightCount atomic.Int64
@@ -92,11 +93,19 @@ type clientV2 struct {
 	sampleRate          int32
 	channel             *Channel
 
-	connectTime       time.Time
-	readyStateChan    chan struct{}
-	exitChan          chan struct{}
-	subEventChan      chan *Channel
-	identifyEventChan chan identifyEvent
+	connectTime    time.Time
+	readyStateChan chan struct{}
+	exitChan       chan struct{}
+	// pumpSettings are the first IDENTIFY's settings (or the defaults):
+	// the message pump starts with them at SUB (D-TCP-12). IOLoop-owned.
+	pumpSettings identifyEvent
+	identified   bool
+	pumpDone     chan struct{} // nil until SUB starts the pump
+
+	// before SUB there is no pump: a timer sends the heartbeats
+	hbMu      sync.Mutex
+	hbTimer   *time.Timer
+	hbStopped bool
 
 	metaLock       sync.RWMutex
 	clientID       string
@@ -131,11 +140,9 @@ func newClientV2(id int64, conn net.Conn, n *NSQD) *clientV2 {
 		// heartbeats every half client timeout: two missed beats disconnect
 		heartbeatInterval: opts.ClientTimeout / 2,
 
-		connectTime:       time.Now(),
-		readyStateChan:    make(chan struct{}, 1),
-		exitChan:          make(chan struct{}),
-		subEventChan:      make(chan *Channel, 1),
-		identifyEventChan: make(chan identifyEvent, 1),
+		connectTime:    time.Now(),
+		readyStateChan: make(chan struct{}, 1),
+		exitChan:       make(chan struct{}),
 
 		clientID: identifier,
 		hostname: identifier,
@@ -181,12 +188,52 @@ func (c *clientV2) identify(data identifyData) error {
 		SampleRate:          c.sampleRate,
 		MsgTimeout:          c.msgTimeout,
 	}
-	// only the first IDENTIFY reaches the pump (D-TCP-12)
-	select {
-	case c.identifyEventChan <- ev:
-	default:
+	// only the first IDENTIFY sets the pump's settings (D-TCP-12)
+	if !c.identified {
+		c.identified = true
+		c.pumpSettings = ev
+		c.startHeartbeats(ev.HeartbeatInterval)
 	}
 	return nil
+}
+
+// startHeartbeats (re)arms the pre-SUB heartbeat timer: every interval a
+// _heartbeat_ frame (D-TCP-48); interval <= 0 turns them off. Producers
+// and idle connections thus cost no goroutine besides their IOLoop.
+func (c *clientV2) startHeartbeats(interval time.Duration) {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	if c.hbTimer != nil {
+		c.hbTimer.Stop()
+		c.hbTimer = nil
+	}
+	if interval <= 0 || c.hbStopped {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(interval, func() {
+		if err := c.sendNow(frameTypeResponse, heartbeatBytes); err != nil {
+			c.Conn.Close() // the IOLoop sees the close and cleans up
+			return
+		}
+		c.hbMu.Lock()
+		if c.hbTimer == t && !c.hbStopped {
+			t.Reset(interval)
+		}
+		c.hbMu.Unlock()
+	})
+	c.hbTimer = t
+}
+
+// stopHeartbeats ends the pre-SUB heartbeats for good (SUB or exit).
+func (c *clientV2) stopHeartbeats() {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	c.hbStopped = true
+	if c.hbTimer != nil {
+		c.hbTimer.Stop()
+		c.hbTimer = nil
+	}
 }
 
 func (c *clientV2) setHeartbeatInterval(ms int) error {

@@ -6,10 +6,12 @@
 // One accept loop; per connection an ioLoop (reads and executes commands)
 // and a messagePump (delivers messages, heartbeats, flushes); per topic a
 // messagePump (fans messages out to channels); per disk queue go-diskqueue's
-// ioLoop; one queueScanLoop with its worker pool (in-flight timeouts and
-// deferred messages); one metadata writer (nsqd.dat). Exit stops them in
-// this order: listener, connections, metadata, topics (flushing memory,
-// in-flight and deferred messages to disk), loops, data-path lock.
+// ioLoop and our forwarder (backend_disk.go); one queueScanLoop with its
+// worker pool (in-flight timeouts and deferred messages); one metadata
+// writer (nsqd.dat); one health probe (health.go, idle while healthy).
+// Exit stops them in this order: listener, connections, metadata, topics
+// (flushing memory, in-flight and deferred messages to disk), loops,
+// data-path lock.
 //
 // # On-disk message record
 //
@@ -29,6 +31,11 @@
 // timestamp, so it never has the high bit set: records written by NSQ are
 // still read (as "deliver now"), which lets an existing data path be
 // taken over. A marker with another version is a corrupt record.
+//
+// Next to go-diskqueue's files each queue has <name>.diskqueue.cursor.dat
+// (the oldest unfinished record) and, while records in it are unfinished,
+// hard links <name>.diskqueue.NNNNNN.hold to segments: crash recovery,
+// backend_disk.go, backend_recover.go and docs/robustness-crash.md.
 //
 // deliver-at is what NSQ lacks: a DPUB that overflows to disk, and
 // deferred messages flushed at shutdown, keep their due time. When a client

@@ -74,6 +74,10 @@ type Message struct {
 	index    int   // position in the channel heap
 	// deliveredAt is when the message was last sent to a client (TOUCH cap).
 	deliveredAt time.Time
+
+	// ref is the disk record this message was read from while it is not
+	// finished (backend_disk.go); copies for several channels share it
+	ref *diskRef
 }
 
 // NewMessage builds a message with the current time as its timestamp.
@@ -84,6 +88,7 @@ func NewMessage(id MessageID, body []byte) *Message {
 // copyForChannel returns a message that shares the body (never mutated) but
 // has its own bookkeeping, for fan-out to a further channel.
 func (m *Message) copyForChannel() *Message {
+	m.ref.retain()
 	return &Message{
 		ID:        m.ID,
 		Body:      m.Body,
@@ -91,6 +96,7 @@ func (m *Message) copyForChannel() *Message {
 		Attempts:  m.Attempts,
 		deferred:  m.deferred,
 		deliverAt: m.deliverAt,
+		ref:       m.ref,
 	}
 }
 

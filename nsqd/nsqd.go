@@ -48,6 +48,7 @@ type NSQD struct {
 	dl        *dirlock.DirLock
 	isLoading atomic.Bool
 	health    atomic.Pointer[healthState]
+	prober    healthProber // clears health when the data path works again (health.go)
 	startTime time.Time
 
 	tcpListener          net.Listener
@@ -67,6 +68,7 @@ type NSQD struct {
 	persistMu         sync.Mutex // serialises nsqd.dat writes
 	metadataDirty     chan struct{}
 	channelSetChanged chan struct{}
+	scanner           queueScanner // queue_scan.go
 	exitChan          chan struct{}
 	exitOnce          sync.Once
 	// lifecycleMu orders Main's start-up against Exit: once exiting is set,
@@ -105,6 +107,7 @@ func New(opts *Options) (*NSQD, error) {
 		lookupdPingInterval:  opts.LookupdPingInterval,
 		httpClient:           newHTTPClient(opts.HTTPClientConnectTimeout, opts.HTTPClientRequestTimeout),
 		channelSetChanged:    make(chan struct{}, 1),
+		scanner:              newQueueScanner(),
 		exitChan:             make(chan struct{}),
 	}
 	n.opts.Store(opts)
@@ -265,6 +268,9 @@ func (n *NSQD) SetHealth(err error) {
 		return // the common case costs one atomic load
 	}
 	n.health.Store(&healthState{err: err})
+	if err != nil {
+		n.prober.kick() // health.go
+	}
 }
 
 // IsHealthy reports whether the last backend write succeeded.
@@ -304,6 +310,11 @@ func (n *NSQD) Main() error {
 	go func() {
 		defer n.waitGroup.Done()
 		n.metadataLoop()
+	}()
+	n.waitGroup.Add(1)
+	go func() {
+		defer n.waitGroup.Done()
+		n.healthLoop() // health.go
 	}()
 	if n.getOpts().StatsdAddress != "" {
 		n.waitGroup.Add(1)

@@ -51,7 +51,6 @@ type Options struct {
 	QueueScanRefreshInterval time.Duration
 	QueueScanSelectionCount  int `flag:"queue-scan-selection-count"`
 	QueueScanWorkerPoolMax   int `flag:"queue-scan-worker-pool-max"`
-	QueueScanDirtyPercent    float64
 
 	// msg and command options
 	MsgTimeout    time.Duration `flag:"msg-timeout"`
@@ -147,7 +146,6 @@ func NewOptions() *Options {
 		QueueScanRefreshInterval: 5 * time.Second,
 		QueueScanSelectionCount:  20,
 		QueueScanWorkerPoolMax:   4,
-		QueueScanDirtyPercent:    0.25,
 
 		MsgTimeout:    60 * time.Second,
 		MaxMsgTimeout: 15 * time.Minute,

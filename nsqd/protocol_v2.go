@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"github.com/ournsq/nsq/internal/lg"
@@ -36,20 +35,29 @@ func nonFatal(code, format string, args ...interface{}) error {
 }
 
 // ioLoop reads and executes commands until the client leaves or a fatal
-// error; the message pump runs beside it and is waited for before return.
+// error. SUB starts the message pump beside it (waited for before return);
+// until then a timer sends the heartbeats.
 func (p *protocolV2) ioLoop(c *clientV2) error {
-	pumpDone := make(chan struct{})
-	// the pump starts with the defaults; IDENTIFY reaches it as an event
-	initial := identifyEvent{
+	c.pumpSettings = identifyEvent{
 		OutputBufferTimeout: c.outputBufferTimeout,
 		HeartbeatInterval:   c.heartbeatInterval,
 		SampleRate:          c.sampleRate,
 		MsgTimeout:          c.msgTimeout,
 	}
-	go p.messagePump(c, initial, pumpDone)
+	c.startHeartbeats(c.heartbeatInterval)
 
 	var err error
+	// a response held back for a pipelined command must go out before we
+	// block reading, even if that command answers nothing (FIN, RDY, NOP...)
+	unflushed := false
 	for {
+		if unflushed && c.reader.Buffered() == 0 {
+			if err = c.flush(); err != nil {
+				err = fmt.Errorf("failed to send response - %w", err)
+				break
+			}
+			unflushed = false
+		}
 		if c.heartbeatInterval > 0 {
 			c.SetReadDeadline(time.Now().Add(c.heartbeatInterval * 2))
 		} else {
@@ -96,18 +104,23 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 			// A pipelining client already sent its next command: let that
 			// command's response go out in the same write(2). Flush once
 			// nothing more is buffered, i.e. before we could block reading.
-			if err = c.sendResponse(response, c.reader.Buffered() == 0); err != nil {
+			flush := c.reader.Buffered() == 0
+			if err = c.sendResponse(response, flush); err != nil {
 				err = fmt.Errorf("failed to send response - %w", err)
 				break
 			}
+			unflushed = !flush
 		}
 	}
 
 	p.nsqd.logf(lg.INFO, "PROTOCOL(V2): [%s] exiting ioloop", c)
+	c.stopHeartbeats()
 	close(c.exitChan)
 	// closing first unblocks a pump stuck writing to a client that stopped reading
 	c.Conn.Close()
-	<-pumpDone
+	if c.pumpDone != nil {
+		<-c.pumpDone
+	}
 	if c.channel != nil {
 		c.channel.RemoveClient(c.ID)
 	}
@@ -149,7 +162,15 @@ func (p *protocolV2) exec(c *clientV2, params [][]byte) ([]byte, error) {
 
 // messagePump delivers messages to one client, respecting RDY, and sends
 // heartbeats and flushes the output buffer (D-TCP-48..50).
-func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan struct{}) {
+// startPump hands the connection's deliveries and heartbeats to a message
+// pump for channel, with the first IDENTIFY's settings.
+func (p *protocolV2) startPump(c *clientV2, channel *Channel) {
+	c.stopHeartbeats()
+	c.pumpDone = make(chan struct{})
+	go p.messagePump(c, channel, c.pumpSettings, c.pumpDone)
+}
+
+func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings identifyEvent, done chan struct{}) {
 	defer close(done)
 
 	var err error
@@ -158,16 +179,13 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 	// topology-aware consumption (D-TOPO-01): hand-off queues this client
 	// listens on when it is in nsqd's zone/region; nil otherwise
 	var zoneMsgChan, regionMsgChan chan *Message
-	var subZoneChan, subRegionChan chan *Message // fixed at SUB
-	var locality *atomic.Uint64                  // which counter a hand-off delivery bumps
-	var subChannel *Channel
+	// IDENTIFY cannot follow SUB, so the locality is final
+	subZoneChan, subRegionChan, locality := subChannel.topologyQueues(c)
 	// nil until the output buffer holds data that must go out on time
 	var flusherChan <-chan time.Time
 	sampleRate := settings.SampleRate
 	msgTimeout := settings.MsgTimeout
 
-	subEventChan := c.subEventChan
-	identifyEventChan := c.identifyEventChan
 	outputBufferTicker := newOptionalTicker(settings.OutputBufferTimeout)
 	heartbeatTicker := newOptionalTicker(settings.HeartbeatInterval)
 	defer func() {
@@ -179,7 +197,7 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 	flushed := true
 
 	for {
-		if subChannel == nil || !c.isReadyForMessages(subChannel) {
+		if !c.isReadyForMessages(subChannel) {
 			// not ready: take nothing, and push out what is buffered
 			memoryMsgChan = nil
 			backendMsgChan = nil
@@ -192,7 +210,7 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 				flushed = true
 			}
 		} else {
-			memoryMsgChan = subChannel.memoryMsgChan
+			memoryMsgChan = subChannel.memq.ch()
 			backendMsgChan = subChannel.backend.ReadChan()
 			zoneMsgChan, regionMsgChan = subZoneChan, subRegionChan
 			flusherChan = nil
@@ -208,18 +226,6 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 			}
 			flushed = true
 		case <-c.readyStateChan:
-		case subChannel = <-subEventChan:
-			subEventChan = nil
-			// IDENTIFY cannot follow SUB, so the locality is final now
-			subZoneChan, subRegionChan, locality = subChannel.topologyQueues(c)
-		case ev := <-identifyEventChan:
-			identifyEventChan = nil
-			outputBufferTicker.Stop()
-			outputBufferTicker = newOptionalTicker(ev.OutputBufferTimeout)
-			heartbeatTicker.Stop()
-			heartbeatTicker = newOptionalTicker(ev.HeartbeatInterval)
-			sampleRate = ev.SampleRate
-			msgTimeout = ev.MsgTimeout
 		case <-heartbeatTicker.C:
 			if err = c.sendNow(frameTypeResponse, heartbeatBytes); err != nil {
 				goto exit
@@ -234,7 +240,10 @@ func (p *protocolV2) messagePump(c *clientV2, settings identifyEvent, done chan 
 				goto exit
 			}
 			flushed = false
-		case msg := <-memoryMsgChan:
+		case msg, ok := <-memoryMsgChan:
+			if !ok {
+				continue // the queue moved to a bigger buffer
+			}
 			locality.Add(1)
 			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
 				goto exit
@@ -289,6 +298,7 @@ func (t optionalTicker) Stop() {
 func (p *protocolV2) deliver(c *clientV2, ch *Channel, msg *Message, sampleRate int32, msgTimeout time.Duration) error {
 	// sampling drops the message for this channel, as NSQ does
 	if sampleRate > 0 && rand.Int32N(100) > sampleRate {
+		msg.releaseRecord() // dropped: its disk record is finished (backend_disk.go)
 		return nil
 	}
 	msg.Attempts++
@@ -465,7 +475,7 @@ func (p *protocolV2) SUB(c *clientV2, params [][]byte) ([]byte, error) {
 	}
 	c.state.Store(stateSubscribed)
 	c.channel = channel
-	c.subEventChan <- channel
+	p.startPump(c, channel)
 	return okBytes, nil
 }
 

@@ -16,7 +16,7 @@ var errExiting = errors.New("exiting")
 // Topic receives published messages and copies each one to every channel.
 //
 // Goroutines and state: the topic's messagePump is the only reader of
-// memoryMsgChan and of the backend's ReadChan; publishers write to them
+// the memory queue and of the backend's ReadChan; publishers write to them
 // under the RLock (so Delete/Close can wait them out with the write lock).
 // channelMap is guarded by the RWMutex; counters are atomics.
 type Topic struct {
@@ -28,9 +28,9 @@ type Topic struct {
 	name       string
 	channelMap map[string]*Channel
 	backend    BackendQueue
-	// memoryMsgChan is nil when --mem-queue-size=0 (everything via disk),
-	// unbuffered for ephemeral topics with size 0 (hand-off only).
-	memoryMsgChan     chan *Message
+	// memq is nil when --mem-queue-size=0 (everything via disk), an
+	// unbuffered hand-off for ephemeral topics with size 0 (memqueue.go)
+	memq              *memQueue
 	startChan         chan struct{}
 	exitChan          chan struct{}
 	channelUpdateChan chan struct{}
@@ -66,9 +66,7 @@ func newTopic(name string, n *NSQD, deleteCallback func(*Topic)) *Topic {
 		nsqd:              n,
 	}
 	memSize := n.getOpts().MemQueueSize
-	if memSize > 0 || t.ephemeral {
-		t.memoryMsgChan = make(chan *Message, memSize)
-	}
+	t.memq = newMemQueue(memSize, t.ephemeral)
 	if t.ephemeral {
 		t.backend = newDummyBackend()
 	} else {
@@ -160,6 +158,9 @@ func (t *Topic) PutMessage(m *Message) error {
 	if t.exitFlag.Load() {
 		return errExiting
 	}
+	if err := t.publishError(); err != nil {
+		return err
+	}
 	if err := t.put(m); err != nil {
 		return err
 	}
@@ -175,6 +176,9 @@ func (t *Topic) PutMessages(msgs []*Message) error {
 	if t.exitFlag.Load() {
 		return errExiting
 	}
+	if err := t.publishError(); err != nil {
+		return err
+	}
 	var bytes uint64
 	for i, m := range msgs {
 		if err := t.put(m); err != nil {
@@ -189,11 +193,18 @@ func (t *Topic) PutMessages(msgs []*Message) error {
 	return nil
 }
 
-func (t *Topic) put(m *Message) error {
-	select {
-	case t.memoryMsgChan <- m:
+// publishError refuses publishes while the data path cannot be written,
+// except for an ephemeral topic, which never writes to it (health.go).
+func (t *Topic) publishError() error {
+	if t.ephemeral {
 		return nil
-	default:
+	}
+	return t.nsqd.publishError()
+}
+
+func (t *Topic) put(m *Message) error {
+	if t.memq.tryPut(m) {
+		return nil
 	}
 	err := writeMessageToBackend(m, dpubDeliverAt(m), t.backend)
 	t.nsqd.SetHealth(err)
@@ -205,7 +216,7 @@ func (t *Topic) put(m *Message) error {
 }
 
 // Depth is memory + disk (D-QUEUE-01).
-func (t *Topic) Depth() int64 { return int64(len(t.memoryMsgChan)) + t.backend.Depth() }
+func (t *Topic) Depth() int64 { return int64(t.memq.Len()) + t.backend.Depth() }
 
 // BackendDepth is the disk part of Depth.
 func (t *Topic) BackendDepth() int64 { return t.backend.Depth() }
@@ -239,7 +250,7 @@ func (t *Topic) messagePump() {
 		}
 		t.RUnlock()
 		if len(chans) > 0 && !t.paused.Load() {
-			memoryMsgChan = t.memoryMsgChan
+			memoryMsgChan = t.memq.ch()
 			backendChan = t.backend.ReadChan()
 		} else {
 			memoryMsgChan = nil
@@ -250,15 +261,25 @@ func (t *Topic) messagePump() {
 
 	for {
 		var msg *Message
+		var ok bool
 		select {
-		case msg = <-memoryMsgChan:
+		case msg, ok = <-memoryMsgChan:
+			if !ok {
+				refresh() // the queue moved to a bigger buffer
+				continue
+			}
 		case buf := <-backendChan:
+			ref := claimRecord(t.backend, buf)
 			m, err := decodeDiskMessage(buf)
 			if err != nil {
+				ref.release()
 				t.nsqd.logf(lg.ERROR, "TOPIC(%s): failed to decode message - %s", t.name, err)
 				continue
 			}
 			msg = m
+			// the topic's record stays unfinished until every channel
+			// has its copy on disk or has finished it (backend_disk.go)
+			msg.ref = ref
 			if msg.deliverAt > 0 {
 				msg.deferred = time.Until(time.Unix(0, msg.deliverAt))
 				msg.deliverAt = 0
@@ -286,6 +307,7 @@ func (t *Topic) messagePump() {
 				continue
 			}
 			if err := channel.PutMessage(chanMsg); err != nil {
+				chanMsg.releaseRecord()
 				t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to put msg(%s) to channel(%s) - %s",
 					t.name, msg.ID[:], channel.name, err)
 			}
@@ -337,31 +359,20 @@ func (t *Topic) exit(deleted bool) error {
 
 // Empty drops the topic's own queued messages; channels keep theirs (D-TOPIC-05).
 func (t *Topic) Empty() error {
-	for {
-		select {
-		case <-t.memoryMsgChan:
-		default:
-			return t.backend.Empty()
-		}
-	}
+	t.memq.drain(nil)
+	return t.backend.Empty()
 }
 
 // flush writes the memory queue to disk, keeping DPUB delays.
 func (t *Topic) flush() {
-	if len(t.memoryMsgChan) > 0 {
-		t.nsqd.logf(lg.INFO, "TOPIC(%s): flushing %d memory messages to backend",
-			t.name, len(t.memoryMsgChan))
+	if n := t.memq.Len(); n > 0 {
+		t.nsqd.logf(lg.INFO, "TOPIC(%s): flushing %d memory messages to backend", t.name, n)
 	}
-	for {
-		select {
-		case msg := <-t.memoryMsgChan:
-			if err := writeMessageToBackend(msg, dpubDeliverAt(msg), t.backend); err != nil {
-				t.nsqd.logf(lg.ERROR, "ERROR: failed to write message to backend - %s", err)
-			}
-		default:
-			return
+	t.memq.drain(func(msg *Message) {
+		if err := writeMessageToBackend(msg, dpubDeliverAt(msg), t.backend); err != nil {
+			t.nsqd.logf(lg.ERROR, "ERROR: failed to write message to backend - %s", err)
 		}
-	}
+	})
 }
 
 // dpubDeliverAt is when a DPUB message sitting in the topic is due: its

@@ -79,9 +79,8 @@ var flagTable = []flagRow{
 	{name: "queue-scan-worker-pool-max", usage: "max concurrency for checking in-flight and deferred message timeouts"},
 	{name: "queue-scan-selection-count", usage: "number of channels to check per cycle (every 100ms) for in-flight and deferred timeouts"},
 	// our extensions: NSQ hard-codes these (D-CLI-58)
-	{name: "queue-scan-interval", usage: "duration between scans of in-flight and deferred timeouts (extension)"},
+	{name: "queue-scan-interval", usage: "longest the timeout scanner sleeps; it wakes at the earliest in-flight or deferred deadline anyway (extension)"},
 	{name: "queue-scan-refresh-interval", usage: "duration between refreshes of the set of channels to scan (extension)"},
-	{name: "queue-scan-dirty-percent", usage: "fraction of scanned channels that must have work for a scan to repeat at once, in [0,1] (extension)"},
 
 	// msg and command options
 	{name: "msg-timeout", usage: "default duration to wait before auto-requeing a message"},
@@ -139,7 +138,6 @@ var flagTable = []flagRow{
 type extOptions struct {
 	QueueScanInterval        time.Duration `flag:"queue-scan-interval"`
 	QueueScanRefreshInterval time.Duration `flag:"queue-scan-refresh-interval"`
-	QueueScanDirtyPercent    float64       `flag:"queue-scan-dirty-percent"`
 }
 
 // optField is an option field found through its struct tags.
@@ -260,7 +258,6 @@ func loadOptions(args []string, stderr io.Writer) (*nsqd.Options, error) {
 	ext := extOptions{
 		QueueScanInterval:        opts.QueueScanInterval,
 		QueueScanRefreshInterval: opts.QueueScanRefreshInterval,
-		QueueScanDirtyPercent:    opts.QueueScanDirtyPercent,
 	}
 	fs, fields, err := newFlagSet(opts, &ext, stderr)
 	if err != nil {
@@ -300,7 +297,6 @@ func loadOptions(args []string, stderr io.Writer) (*nsqd.Options, error) {
 	options.Resolve(&ext, fs, cfg)
 	opts.QueueScanInterval = ext.QueueScanInterval
 	opts.QueueScanRefreshInterval = ext.QueueScanRefreshInterval
-	opts.QueueScanDirtyPercent = ext.QueueScanDirtyPercent
 	if err := validateExt(opts); err != nil {
 		return nil, fatalErr("failed to instantiate nsqd - %s", err)
 	}
@@ -315,8 +311,6 @@ func validateExt(o *nsqd.Options) error {
 		return errors.New("--queue-scan-interval must be > 0")
 	case o.QueueScanRefreshInterval <= 0:
 		return errors.New("--queue-scan-refresh-interval must be > 0")
-	case !(o.QueueScanDirtyPercent >= 0 && o.QueueScanDirtyPercent <= 1):
-		return errors.New("--queue-scan-dirty-percent must be [0,1]")
 	}
 	return nil
 }

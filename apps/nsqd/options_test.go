@@ -61,7 +61,6 @@ var flagCases = map[string]flagCase{
 	"queue-scan-selection-count":  {[]string{"--queue-scan-selection-count=30"}, 30, `40`, 40},
 	"queue-scan-interval":         {[]string{"--queue-scan-interval=50ms"}, 50 * time.Millisecond, `20`, 20 * time.Millisecond},
 	"queue-scan-refresh-interval": {[]string{"--queue-scan-refresh-interval=1s"}, time.Second, `"2s"`, 2 * time.Second},
-	"queue-scan-dirty-percent":    {[]string{"--queue-scan-dirty-percent=0.5"}, 0.5, `1`, 1.0},
 
 	"msg-timeout":     {[]string{"--msg-timeout=30s"}, 30 * time.Second, `5000`, 5 * time.Second},
 	"max-msg-timeout": {[]string{"--max-msg-timeout=10m"}, 10 * time.Minute, `"20m"`, 20 * time.Minute},
@@ -359,7 +358,6 @@ func TestBadCLIValues(t *testing.T) {
 		{[]string{"--mem-queue-size=abc"}, `invalid value "abc" for flag -mem-queue-size: parse error`},
 		// plain integers are no durations on the command line
 		{[]string{"--msg-timeout=60"}, `invalid value "60" for flag -msg-timeout: parse error`},
-		{[]string{"--queue-scan-dirty-percent=x"}, `invalid value "x" for flag -queue-scan-dirty-percent: parse error`},
 		{[]string{"--node-id"}, `flag needs an argument: -node-id`},
 		// these run once their flag is active
 		{[]string{"--tls-required=maybe"}, `invalid boolean value "maybe" for -tls-required: strconv.ParseBool: parsing "maybe": invalid syntax`},
@@ -405,11 +403,8 @@ func TestBadConfigValues(t *testing.T) {
 			`ERROR: Resolve failed to coerce value 60 (1m0s) for field MsgTimeout - time: missing unit in duration "60"`},
 		{`max_channel_consumers = 1.5`, nil, styleStd,
 			"ERROR: Resolve failed to coerce value 1.5 (0) for field MaxChannelConsumers - invalid int64 value type float64"},
-		{`queue_scan_dirty_percent = "x"`, nil, styleStd,
-			`ERROR: Resolve failed to coerce value x (0.25) for field QueueScanDirtyPercent - strconv.ParseFloat: parsing "x": invalid syntax`},
 		{`queue_scan_interval = 0`, nil, styleFatal, "failed to instantiate nsqd - --queue-scan-interval must be > 0"},
 		{`queue_scan_refresh_interval = "-1s"`, nil, styleFatal, "failed to instantiate nsqd - --queue-scan-refresh-interval must be > 0"},
-		{`queue_scan_dirty_percent = 1.5`, nil, styleFatal, "failed to instantiate nsqd - --queue-scan-dirty-percent must be [0,1]"},
 		{`mem_queue_size = [`, nil, styleFatal, "failed to load config file "},
 		// D-CFG-06/07 (active since the TLS issue)
 		{`tls_required = "nope"`, nil, styleFatal, "failed parsing tls_required nope"},

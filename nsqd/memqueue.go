@@ -1,0 +1,123 @@
+package nsqd
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// memQueueInitialCap is the buffer a memory queue starts with; it doubles
+// on demand up to --mem-queue-size.
+const memQueueInitialCap = 64
+
+// memQueue is a topic's or channel's in-memory queue: a buffered Go channel
+// of at most `limit` messages, as in NSQ, except that the buffer starts
+// small and grows when it fills. NSQ allocates the whole --mem-queue-size
+// buffer (80 KB at the default) for every topic and channel up front, which
+// is most of the memory of a node with many idle channels.
+//
+// Receivers select on ch() and must treat a closed channel (ok == false) as
+// "the queue moved to a bigger buffer": they loop and call ch() again.
+// Senders hold mu for reading while they send, so grow (write lock) can
+// drain the old buffer into the new one in order and close it safely.
+type memQueue struct {
+	mu    sync.RWMutex
+	cur   atomic.Pointer[chan *Message]
+	limit int
+}
+
+// newMemQueue returns nil for limit 0 (no memory buffering at all), and an
+// unbuffered hand-off queue when unbuffered is set (ephemeral queues with
+// --mem-queue-size=0, D-EPH-03).
+func newMemQueue(limit int64, unbuffered bool) *memQueue {
+	if limit <= 0 && !unbuffered {
+		return nil
+	}
+	q := &memQueue{limit: int(limit)}
+	ch := make(chan *Message, min(int(limit), memQueueInitialCap))
+	q.cur.Store(&ch)
+	return q
+}
+
+// ch is the channel to receive from now; nil for a nil queue (a select
+// case on it never fires).
+func (q *memQueue) ch() chan *Message {
+	if q == nil {
+		return nil
+	}
+	return *q.cur.Load()
+}
+
+// Len is the number of queued messages.
+func (q *memQueue) Len() int {
+	if q == nil {
+		return 0
+	}
+	return len(q.ch())
+}
+
+// tryPut queues m if there is room (growing the buffer if needed) or a
+// receiver is waiting on an unbuffered queue; false means full.
+func (q *memQueue) tryPut(m *Message) bool {
+	if q == nil {
+		return false
+	}
+	for {
+		q.mu.RLock()
+		ch := q.ch()
+		select {
+		case ch <- m:
+			q.mu.RUnlock()
+			return true
+		default:
+		}
+		full := cap(ch) >= q.limit
+		q.mu.RUnlock()
+		if full {
+			return false
+		}
+		q.grow(ch)
+	}
+}
+
+// grow replaces old with a buffer twice as large (capped at limit), moving
+// the queued messages over in order. Receivers blocked on old wake up on
+// its close and move to the new buffer.
+func (q *memQueue) grow(old chan *Message) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ch() != old {
+		return // somebody else grew it
+	}
+	bigger := make(chan *Message, min(max(2*cap(old), memQueueInitialCap), q.limit))
+	for moved := false; !moved; {
+		select {
+		case m := <-old:
+			bigger <- m
+		default:
+			moved = true
+		}
+	}
+	q.cur.Store(&bigger)
+	close(old)
+}
+
+// drain removes every queued message, in order, handing each to fn (nil
+// fn discards).
+func (q *memQueue) drain(fn func(*Message)) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ch := q.ch()
+	for {
+		select {
+		case m := <-ch:
+			if fn != nil {
+				fn(m)
+			}
+		default:
+			return
+		}
+	}
+}

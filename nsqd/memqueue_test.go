@@ -1,0 +1,107 @@
+package nsqd
+
+import (
+	"sync"
+	"testing"
+)
+
+func TestMemQueueGrowsUpToLimitInOrder(t *testing.T) {
+	q := newMemQueue(1000, false)
+	if c := cap(q.ch()); c != memQueueInitialCap {
+		t.Fatalf("initial cap %d", c)
+	}
+	for i := 0; i < 1000; i++ {
+		if !q.tryPut(&Message{Attempts: uint16(i)}) {
+			t.Fatalf("put %d refused below the limit", i)
+		}
+	}
+	if q.tryPut(&Message{}) {
+		t.Fatal("put accepted over the limit")
+	}
+	if q.Len() != 1000 || cap(q.ch()) != 1000 {
+		t.Fatalf("len %d cap %d", q.Len(), cap(q.ch()))
+	}
+	i := 0
+	q.drain(func(m *Message) {
+		if int(m.Attempts) != i {
+			t.Fatalf("order broken: got %d at %d", m.Attempts, i)
+		}
+		i++
+	})
+	if i != 1000 || q.Len() != 0 {
+		t.Fatalf("drained %d, left %d", i, q.Len())
+	}
+}
+
+func TestMemQueueNilAndUnbuffered(t *testing.T) {
+	var q *memQueue = newMemQueue(0, false)
+	if q != nil || q.tryPut(&Message{}) || q.Len() != 0 || q.ch() != nil {
+		t.Fatal("limit 0 must be a nil queue that takes nothing")
+	}
+	u := newMemQueue(0, true)
+	if u.tryPut(&Message{}) {
+		t.Fatal("unbuffered queue took a message with no receiver")
+	}
+	got := make(chan *Message)
+	go func() {
+		for {
+			m, ok := <-u.ch()
+			if ok {
+				got <- m
+				return
+			}
+		}
+	}()
+	m := &Message{Attempts: 7}
+	for !u.tryPut(m) {
+	}
+	if (<-got).Attempts != 7 {
+		t.Fatal("hand-off lost the message")
+	}
+}
+
+// Receivers that follow the protocol (re-read ch() after a close) get every
+// message exactly once while the queue grows under them.
+func TestMemQueueConcurrentGrowth(t *testing.T) {
+	q := newMemQueue(10000, false)
+	const total = 20000
+	var wg sync.WaitGroup
+	seen := make([]int32, total)
+	var mu sync.Mutex
+	count := 0
+	done := make(chan struct{})
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case m, ok := <-q.ch():
+					if !ok {
+						continue
+					}
+					mu.Lock()
+					seen[m.clientID]++
+					count++
+					if count == total {
+						close(done)
+					}
+					mu.Unlock()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < total; i++ {
+		for !q.tryPut(&Message{clientID: int64(i)}) {
+		}
+	}
+	<-done
+	wg.Wait()
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %d seen %d times", i, n)
+		}
+	}
+}
