@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -177,7 +178,14 @@ func (s *State) validate() error {
 	if s.TTL <= 0 {
 		return fmt.Errorf("invalid TTL %d (must be >0)", s.TTL)
 	}
-	s.Expires = time.Now().Add(time.Duration(s.TTL) * time.Second)
+	// A ttl beyond what a time.Duration holds (~292 years) would overflow
+	// into a past expiry and make every command re-query the auth server;
+	// it means "valid for as long as we can tell" instead.
+	ttl := time.Duration(math.MaxInt64)
+	if s.TTL < int(math.MaxInt64/int64(time.Second)) {
+		ttl = time.Duration(s.TTL) * time.Second
+	}
+	s.Expires = time.Now().Add(ttl)
 	return nil
 }
 
