@@ -242,6 +242,34 @@ func TestTCPOverUnixSocket(t *testing.T) {
 	if n.tcpPort() != -1 || n.getOpts().BroadcastTCPPort != 0 {
 		t.Fatalf("tcp port %d broadcast %d, want -1 and 0", n.tcpPort(), n.getOpts().BroadcastTCPPort)
 	}
+
+	// and consume it over the socket (the topic kept it until the channel came)
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.Write([]byte("  V2SUB u ch\nRDY 1\n"))
+	var got []string
+	for len(got) < 2 {
+		var hdr [8]byte
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, binary.BigEndian.Uint32(hdr[0:4])-4)
+		if _, err := io.ReadFull(conn, data); err != nil {
+			t.Fatal(err)
+		}
+		if ft := int32(binary.BigEndian.Uint32(hdr[4:8])); ft == frameTypeMessage {
+			got = append(got, "msg:"+string(data[wireHeaderLength:]))
+		} else {
+			got = append(got, string(data))
+		}
+	}
+	if got[0] != "OK" || got[1] != "msg:hello" {
+		t.Fatalf("SUB over unix socket got %q, want OK then the message", got)
+	}
 	n.Exit()
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket file left behind: %v", err)
