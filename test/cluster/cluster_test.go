@@ -1387,16 +1387,15 @@ func TestLookupdUnresponsive(t *testing.T) {
 	}
 	// a new topic's REGISTER is queued behind the stalled PING
 	n.post(t, "/topic/create?topic=queued")
-	f.expectEvent(t, "EOF")
+	// the fake reports events from one goroutine per connection, so the
+	// reconnection may be reported before the old connection's EOF
+	f.skipTo(t, "EOF")
 	if d := time.Since(stalled); d < 800*time.Millisecond || d > 5*time.Second {
 		t.Errorf("D-LKP-01: unanswered PING closed the connection after %s, want about 1s", d)
 	}
 	f.stall.Store(false)
 	// the queued REGISTER reconnects (or the next PING does) and the state
-	// is complete again
-	f.expectEvent(t, "CONNECT")
-	f.expectEvent(t, "MAGIC   V1")
-	f.expectEvent(t, "IDENTIFY ")
+	// is complete again: REGISTERs come only after CONNECT, magic, IDENTIFY
 	seen := map[string]bool{}
 	deadline := time.After(waitLimit)
 	for !seen["REGISTER slow"] || !seen["REGISTER queued"] {
