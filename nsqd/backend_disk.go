@@ -714,6 +714,9 @@ func (q *diskBackend) Close() error {
 
 	err := q.dq.Close()
 	q.mu.Lock()
+	// go-diskqueue may have renamed the segment we had read to its end
+	// while closing (its reader saw EOF after a roll)
+	q.removeSpuriousBad(q.files.segment(q.next.file))
 	if keep && q.cursorFile != nil {
 		// the cursor and the holds from its segment on stay for the next
 		// start (reconcileDiskQueue)

@@ -173,9 +173,9 @@ func scanSegment(path string, from, stop int64, chk recordCheck) (end int64, n i
 }
 
 // countRecords counts the records from a to b (a <= b). Segments are read
-// whole except for the two ends; a missing segment counts nothing
-// (go-diskqueue skips it too).
-func countRecords(f dqFiles, a, b dqPos, chk recordCheck) (int64, error) {
+// whole except for the two ends. A missing segment counts nothing
+// (go-diskqueue skips it too), unless strict: then it is an error.
+func countRecords(f dqFiles, a, b dqPos, chk recordCheck, strict bool) (int64, error) {
 	var total int64
 	for file := a.file; file <= b.file; file++ {
 		from, stop := int64(0), int64(-1)
@@ -189,7 +189,7 @@ func countRecords(f dqFiles, a, b dqPos, chk recordCheck) (int64, error) {
 			break
 		}
 		path := f.segment(file)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !strict {
 			continue
 		} else if err != nil {
 			return 0, err
@@ -201,6 +201,29 @@ func countRecords(f dqFiles, a, b dqPos, chk recordCheck) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// removeCompleteBad removes <segment>.bad for segments from..to (before the
+// read position) whose every byte belongs to a complete valid record.
+// go-diskqueue renames a segment on a read error; in such a file that is
+// EOF at its end, which go-diskqueue v1.1.0 gets when its reader has read
+// the last record of the write segment before the writer moved on: every
+// record had been read. (removeSpuriousBad in backend_disk.go does the same
+// while running, and the holds cover a crash right after the rename; this
+// is for data paths where neither applied.)
+func removeCompleteBad(f dqFiles, from, to int64, chk recordCheck, rep *recoveryReport) {
+	for n := max(from, 0); n <= to; n++ {
+		bad := f.segment(n) + ".bad"
+		st, err := os.Stat(bad)
+		if err != nil {
+			continue
+		}
+		if end, _, err := scanSegment(bad, 0, -1, chk); err == nil && end == st.Size() {
+			if os.Remove(bad) == nil {
+				rep.notef("removed %s: all of it had been read", filepath.Base(bad))
+			}
+		}
+	}
 }
 
 // dqDir is what the data path holds for one queue.
@@ -464,15 +487,7 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		}
 		start = dqPos{nextFile, 0}
 	}
-	// segments before start are finished
-	for n := range d.segments {
-		if n < start.file {
-			if os.Remove(f.segment(n)) == nil {
-				rep.notef("removed finished segment %d", n)
-			}
-			delete(d.segments, n)
-		}
-	}
+	removeCompleteBad(f, start.file-2, start.file-1, chk, &rep)
 
 	// depth: from the meta depth when its positions can be related to the
 	// new ones, else a count of every record from start to end
@@ -483,13 +498,15 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		d := meta.depth
 		switch {
 		case start.less(meta.read):
-			n, err := countRecords(f, start, meta.read, chk)
+			n, err := countRecords(f, start, meta.read, chk, true)
 			if err != nil {
 				return -1, nil
 			}
 			d += n
 		case meta.read.less(start):
-			n, err := countRecords(f, meta.read, start, chk)
+			// the segments of meta.read may be gone (read and
+			// deleted after the last sync): then count afresh
+			n, err := countRecords(f, meta.read, start, chk, true)
 			if err != nil {
 				return -1, nil
 			}
@@ -500,7 +517,7 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 			if meta.write.less(start) {
 				return -1, nil
 			}
-			n, err := countRecords(f, meta.write, end, chk)
+			n, err := countRecords(f, meta.write, end, chk, true)
 			if err != nil {
 				return -1, nil
 			}
@@ -517,9 +534,18 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		return meta, rep, err
 	}
 	if depth < 0 {
-		depth, err = countRecords(f, start, end, chk)
+		depth, err = countRecords(f, start, end, chk, false)
 		if err != nil {
 			return meta, rep, err
+		}
+	}
+	// segments before start are finished
+	for n := range d.segments {
+		if n < start.file {
+			if os.Remove(f.segment(n)) == nil {
+				rep.notef("removed finished segment %d", n)
+			}
+			delete(d.segments, n)
 		}
 	}
 	out := dqMeta{depth: depth, read: start, write: end}
@@ -543,6 +569,7 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 // are checked and counted and the meta is rewritten. Anything else is left
 // to the full reconciliation (done=false).
 func reconcileTail(f dqFiles, meta dqMeta, chk recordCheck, rep *recoveryReport) (dqMeta, bool, error) {
+	removeCompleteBad(f, meta.read.file-2, meta.read.file-1, chk, rep)
 	if meta.read.file < meta.write.file {
 		// reading at the very end of a finished segment (or in a missing
 		// one) is go-diskqueue's EOF-as-corruption case: full

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,7 +127,7 @@ func badFilesIn(dir string) []string {
 }
 
 // crashCopy copies every file of src to a new directory: the state a
-// SIGKILL at this moment leaves on disk.
+// SIGKILL at this moment leaves on disk. Hard links stay hard links.
 func crashCopy(t *testing.T, src string) string {
 	t.Helper()
 	dst := t.TempDir()
@@ -134,18 +135,39 @@ func crashCopy(t *testing.T, src string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	type copied struct {
+		info os.FileInfo
+		path string
+	}
+	var done []copied
 	for _, e := range entries {
 		in, err := os.Open(filepath.Join(src, e.Name()))
 		if err != nil {
 			continue // removed meanwhile
 		}
-		out, err := os.Create(filepath.Join(dst, e.Name()))
+		info, err := in.Stat()
 		if err != nil {
-			t.Fatal(err)
+			in.Close()
+			continue
 		}
-		io.Copy(out, in)
+		linked := false
+		for _, c := range done {
+			if os.SameFile(c.info, info) {
+				os.Link(c.path, filepath.Join(dst, e.Name()))
+				linked = true
+				break
+			}
+		}
+		if !linked {
+			out, err := os.Create(filepath.Join(dst, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(out, in)
+			out.Close()
+			done = append(done, copied{info, filepath.Join(dst, e.Name())})
+		}
 		in.Close()
-		out.Close()
 	}
 	return dst
 }
@@ -528,4 +550,135 @@ func TestRecoverReadAtSegmentEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Random puts, reads, finishes, clean restarts and crashes (a copy of the
+// data path taken at a random moment): after a clean restart the depth is
+// unchanged; after a crash every unfinished record is read again, the
+// depth is what can be read, and no segment ends up .bad.
+func TestRecoverRandomCrashes(t *testing.T) {
+	for _, seed := range []uint64{1, 7} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { randomCrashes(t, seed) })
+	}
+}
+
+func randomCrashes(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	dir := t.TempDir()
+	size := int64(len(frame(record(40))))
+	maxBytes := 4 * size
+	q, _ := openTestBackend(t, dir, maxBytes)
+	next := 0
+	unfinished := map[string]*diskRef{}
+	queued := 0 // put and not yet read
+	for step := 0; step < 300; step++ {
+		switch op := rng.IntN(10); {
+		case op < 4:
+			for n := rng.IntN(5); n >= 0; n-- {
+				if err := q.Put(record(next)); err != nil {
+					t.Fatal(err)
+				}
+				next++
+				queued++
+			}
+		case op < 7 && queued > 0:
+			got, refs := readN(t, q, 1+rng.IntN(queued))
+			queued -= len(got)
+			for i, g := range got {
+				unfinished[g] = refs[i]
+			}
+		case op < 9:
+			for g, r := range unfinished {
+				if rng.IntN(2) == 0 {
+					r.release()
+					delete(unfinished, g)
+				}
+			}
+		case rng.IntN(3) == 0:
+			// clean restart: the owners would have written their
+			// unfinished messages to disk themselves
+			q.Close()
+			clear(unfinished)
+			q, _ = openTestBackend(t, dir, maxBytes)
+			if d := q.Depth(); d != int64(queued) {
+				t.Errorf("step %d: depth %d after a clean restart, want %d", step, d, queued)
+			}
+		default:
+			crashed := crashCopy(t, dir)
+			q2, l := openTestBackend(t, crashed, maxBytes)
+			depth := q2.Depth()
+			var got []string
+			for {
+				select {
+				case b := <-q2.ReadChan():
+					got = append(got, bodyOf(t, b))
+					q2.claim(b).release()
+					continue
+				case <-time.After(150 * time.Millisecond):
+				}
+				break
+			}
+			if int64(len(got)) != depth {
+				t.Errorf("step %d: depth %d after the crash, read %d; log:\n%s", step, depth, len(got), l)
+			}
+			seen := map[string]bool{}
+			for _, g := range got {
+				seen[g] = true
+			}
+			for g := range unfinished {
+				if !seen[g] {
+					t.Errorf("step %d: unfinished %s not read again after the crash (read %v)", step, g, got)
+				}
+			}
+			q2.Close()
+			if bad := badFilesIn(crashed); len(bad) > 0 {
+				t.Errorf("step %d: .bad files after the crash %v", step, bad)
+			}
+		}
+	}
+	for _, r := range unfinished {
+		r.release()
+	}
+	if queued > 0 {
+		_, refs := readN(t, q, queued)
+		for _, r := range refs {
+			r.release()
+		}
+	}
+	q.Close()
+	if bad := badFilesIn(dir); len(bad) > 0 {
+		t.Errorf(".bad files at the end: %v", bad)
+	}
+}
+
+// The cursor can be ahead of go-diskqueue's last synced read position,
+// whose segment go-diskqueue deleted meanwhile: the depth is then counted
+// afresh, not derived from the stale meta.
+func TestRecoverCursorAheadOfDeletedSegment(t *testing.T) {
+	dir := t.TempDir()
+	files := dqFiles{dir, "q"}
+	// segment 0 (records 0..2) was read and deleted; segment 1 has 3..5
+	var seg1 []byte
+	for i := 3; i < 6; i++ {
+		seg1 = append(seg1, frame(record(i))...)
+	}
+	os.WriteFile(files.segment(1), seg1, 0600)
+	// meta synced while the reader was after record 0: depth 5
+	writeMeta(t, dir, 5, 0, int64(len(frame(record(0)))), 1, int64(len(seg1)))
+	// the cursor says records up to 3 are finished
+	p := dqPos{1, int64(len(frame(record(3))))}
+	os.WriteFile(files.cursor(), append(make([]byte, cursorSlot), encodeCursor(1, p)...), 0600)
+	q, l := openTestBackend(t, dir, 1<<20)
+	if d := q.Depth(); d != 2 {
+		t.Errorf("depth %d, want 2; log:\n%s", d, l)
+	}
+	got, refs := readN(t, q, 2)
+	if strings.Join(got, " ") != "m4 m5" {
+		t.Errorf("read %v", got)
+	}
+	for _, r := range refs {
+		r.release()
+	}
+	expectNothing(t, q)
+	q.Close()
 }

@@ -4,6 +4,8 @@
 // go-diskqueue never had to set a segment aside as *.bad.
 //
 // Cycles: 20 by default, NSQ_CRASH_CYCLES overrides (make soak: 1000).
+// NSQ_CRASH_NSQD_BIN runs another nsqd binary instead of building this
+// module's; NSQ_CRASH_DEBUG=1 logs more (duplicates per cycle, recoveries).
 // Findings and the fix: docs/robustness-crash.md.
 package crash
 
@@ -329,7 +331,9 @@ var logKinds = []struct {
 }
 
 func (e *evidence) scanLog(log string) {
-	e.rawLog += log
+	if os.Getenv("NSQ_CRASH_DEBUG") != "" {
+		e.rawLog += log
+	}
 	if e.logLines == nil {
 		e.logLines = make(map[string]int)
 	}
