@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scenarios.sh: the measurements of docs/performance.md. For every round and
 # every --mem-queue-size it starts a fresh nsqd (own data dir, topic
-# sub_bench with channel ch created first) per scenario:
+# sub_bench with channel ch created first; ch0..ch9 instead for fanout10)
+# per scenario:
 #
 #   pub1   PUB, 1 connection, waiting for each OK      (bench_writer --pub --conns=1)
 #   pub4   PUB, 4 connections                          (bench_writer --pub --conns=4)
@@ -10,22 +11,44 @@
 #   drain1 drain --drain messages of a backlog (20k more are queued, see run()),
 #          RDY 2500, FIN each, 1 consumer
 #   drain4 the same with 4 consumers                   (bench_reader --count)
+#   httppub4  HTTP POST /pub, 4 keep-alive connections (bench_http --mode=pub --conns=4)
+#   httpmpub4 HTTP POST /mpub of 200, 4 connections    (bench_http --mode=mpub --conns=4)
+#   fanout10  --drain/10 (+20k) messages fanned out to channels ch0..ch9, one
+#             consumer each, until each channel had --drain/10; the rate is
+#             deliveries/s over all channels (bench_reader --channels=10)
+#   req0   drain --drain messages (+20k) with 1 consumer that REQs every first
+#          delivery with timeout 0 and FINs the redelivery; the rate counts
+#          messages FINed (each was delivered, REQed, redelivered, FINed)
+#                                                      (bench_reader --req=0ms)
+#   req10  the same with REQ timeout 10 ms            (bench_reader --req=10ms)
+#   lat_off end-to-end latency, PUB at 10k msg/s for --runfor, consumer
+#          with output buffering off                   (bench_latency --buffering=off)
+#   lat_on  the same with nsqd's default output buffering (--buffering=on)
 #
 # and prints msgs/s, nsqd's and the tool's CPU µs per message and the
 # 1-minute load average for each run, then per scenario the run with the
 # median rate (its CPU figures alongside) and the highest load seen. Scenarios are interleaved round by
 # round so that load from other processes spreads over all of them.
+# For lat_*, msgs/s is the achieved publish rate, the last column holds the
+# latency p50/p99 in µs, and the median row is the run with the median p99.
 #
 # Usage: bench/scenarios.sh [--rounds=3] [--runfor=5s] [--drain=600000]
 #                           [--mem-queue-sizes="10000 0"] [--only="pub1 drain4"]
+#                           [--warmup=1s] [--nsqd=PATH]
 #                           [--tcp-port=24150] [--http-port=24151]
+#
+#   --warmup  latency samples of the first --warmup of each lat_* run are
+#             dropped (must be shorter than --runfor)
+#   --nsqd    nsqd binary to measure (default: build ./apps/nsqd)
 set -euo pipefail
 
 rounds=3
 runfor=5s
 drain=600000
 memqs="10000 0"
-only="pub1 pub4 mpub1 mpub4 drain1 drain4"
+only="pub1 pub4 mpub1 mpub4 drain1 drain4 httppub4 httpmpub4 fanout10 req0 req10 lat_off lat_on"
+warmup=1s
+nsqd=
 tcp_port=24150
 http_port=24151
 for arg in "$@"; do
@@ -35,14 +58,25 @@ for arg in "$@"; do
 	--drain=*) drain=${arg#*=} ;;
 	--mem-queue-sizes=*) memqs=${arg#*=} ;;
 	--only=*) only=${arg#*=} ;;
+	--warmup=*) warmup=${arg#*=} ;;
+	--nsqd=*) nsqd=${arg#*=} ;;
 	--tcp-port=*) tcp_port=${arg#*=} ;;
 	--http-port=*) http_port=${arg#*=} ;;
 	-h | --help)
-		sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
 		echo "scenarios.sh: unknown argument $arg" >&2
+		exit 2
+		;;
+	esac
+done
+for sc in $only; do
+	case "$sc" in
+	pub1 | pub4 | mpub1 | mpub4 | drain1 | drain4 | httppub4 | httpmpub4 | fanout10 | req0 | req10 | lat_off | lat_on) ;;
+	*)
+		echo "scenarios.sh: unknown scenario $sc" >&2
 		exit 2
 		;;
 	esac
@@ -61,15 +95,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [ -n "$nsqd" ]; then
+	if [ ! -x "$nsqd" ]; then
+		echo "scenarios.sh: --nsqd=$nsqd is not an executable" >&2
+		exit 2
+	fi
+	cp "$nsqd" "$tmp/nsqd"
+else
+	(cd "$repo" && go build -o "$tmp/nsqd" ./apps/nsqd)
+fi
 (cd "$repo" &&
-	go build -o "$tmp/nsqd" ./apps/nsqd &&
 	go build -o "$tmp/bench_writer" ./bench/bench_writer &&
-	go build -o "$tmp/bench_reader" ./bench/bench_reader)
+	go build -o "$tmp/bench_reader" ./bench/bench_reader &&
+	go build -o "$tmp/bench_http" ./bench/bench_http &&
+	go build -o "$tmp/bench_latency" ./bench/bench_latency)
 
 tcp=127.0.0.1:$tcp_port
 http=127.0.0.1:$http_port
 
-start_nsqd() { # mem-queue-size
+start_nsqd() { # mem-queue-size scenario
 	rm -rf "$tmp/data"
 	mkdir -p "$tmp/data"
 	"$tmp/nsqd" --tcp-address="$tcp" --http-address="$http" \
@@ -80,7 +124,13 @@ start_nsqd() { # mem-queue-size
 		sleep 0.05
 	done
 	curl -fs -X POST "http://$http/topic/create?topic=sub_bench" >/dev/null
-	curl -fs -X POST "http://$http/channel/create?topic=sub_bench&channel=ch" >/dev/null
+	if [ "$2" = fanout10 ]; then
+		for c in $(seq 0 9); do
+			curl -fs -X POST "http://$http/channel/create?topic=sub_bench&channel=ch$c" >/dev/null
+		done
+	else
+		curl -fs -X POST "http://$http/channel/create?topic=sub_bench&channel=ch" >/dev/null
+	fi
 }
 stop_nsqd() {
 	kill "$nsqd_pid" 2>/dev/null || true
@@ -91,20 +141,24 @@ stop_nsqd() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$nsqd_pid/stat"; }
 ops() { sed -n 's/.* - \([0-9.]*\)ops\/s.*/\1/p'; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# preload: publish N messages (MPUB of 200) to sub_bench
+preload() { "$tmp/bench_writer" --nsqd-tcp-address="$tcp" --runfor=120s --count="$1" >/dev/null 2>&1; }
 
 hz=$(getconf CLK_TCK)
 results=$tmp/results
 : >"$results"
 
 run() { # scenario memq
-	local sc=$1 memq=$2 out c0 c1 n load
-	start_nsqd "$memq"
+	local sc=$1 memq=$2 out c0 c1 n load lat=-
+	start_nsqd "$memq" "$sc"
 	load=$(load1)
 	case "$sc" in
 	pub1) flags="--pub --conns=1" ;;
 	pub4) flags="--pub --conns=4" ;;
 	mpub1) flags="--conns=1" ;;
 	mpub4) flags="--conns=4" ;;
+	httppub4) flags="--mode=pub --conns=4" ;;
+	httpmpub4) flags="--mode=mpub --conns=4" ;;
 	esac
 	case "$sc" in
 	pub* | mpub*)
@@ -113,15 +167,46 @@ run() { # scenario memq
 		out=$("$tmp/bench_writer" --nsqd-tcp-address="$tcp" --runfor="$runfor" $flags 2>"$tmp/err")
 		c1=$(cpu_ticks)
 		;;
+	httppub* | httpmpub*)
+		c0=$(cpu_ticks)
+		# shellcheck disable=SC2086
+		out=$("$tmp/bench_http" --nsqd-http-address="$http" --runfor="$runfor" $flags 2>"$tmp/err")
+		c1=$(cpu_ticks)
+		;;
 	drain*)
 		# preload a little more than is timed: when the queue runs dry,
 		# the last partial output buffer waits for nsqd's 250 ms flush
 		# tick, which would end every drain on a tick boundary
-		"$tmp/bench_writer" --nsqd-tcp-address="$tcp" --runfor=120s --count=$((drain + 20000)) >/dev/null 2>&1
+		preload $((drain + 20000))
 		c0=$(cpu_ticks)
 		out=$("$tmp/bench_reader" --nsqd-tcp-address="$tcp" --runfor=120s --count="$drain" \
 			--conns="${sc#drain}" 2>"$tmp/err")
 		c1=$(cpu_ticks)
+		;;
+	fanout10)
+		# every channel gets a copy of each message: --drain/10 timed
+		# per channel (+20k so that none runs dry), --drain deliveries
+		preload $((drain / 10 + 20000))
+		c0=$(cpu_ticks)
+		out=$("$tmp/bench_reader" --nsqd-tcp-address="$tcp" --runfor=120s --count=$((drain / 10)) \
+			--channels=10 --conns=1 2>"$tmp/err")
+		c1=$(cpu_ticks)
+		;;
+	req*)
+		# counts FINed messages: each was delivered (attempts 1),
+		# REQed with the timeout, redelivered (attempts 2) and FINed
+		preload $((drain + 20000))
+		c0=$(cpu_ticks)
+		out=$("$tmp/bench_reader" --nsqd-tcp-address="$tcp" --runfor=120s --count="$drain" \
+			--conns=1 --req="${sc#req}ms" 2>"$tmp/err")
+		c1=$(cpu_ticks)
+		;;
+	lat_*)
+		c0=$(cpu_ticks)
+		out=$("$tmp/bench_latency" --nsqd-tcp-address="$tcp" --rate=10000 --runfor="$runfor" \
+			--warmup="$warmup" --buffering="${sc#lat_}" 2>"$tmp/err")
+		c1=$(cpu_ticks)
+		lat=$(echo "$out" | sed -n 's/^latency: .* p50 \([0-9.]*\)us .* p99 \([0-9.]*\)us .*/\1\/\2/p')
 		;;
 	esac
 	stop_nsqd
@@ -136,12 +221,12 @@ run() { # scenario memq
 		if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "-"
 	}')
 	clientus=$(sed -n 's/.*client CPU: .*, \([0-9.]*\)us\/msg/\1/p' "$tmp/err")
-	printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\n' "$sc" "$memq" "$round" "$rate" "$cpuus" "${clientus:--}" "$load" |
+	printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\n' "$sc" "$memq" "$round" "$rate" "$cpuus" "${clientus:--}" "$load" "${lat:--}" |
 		tee -a "$results"
 }
 
 echo "# $(nproc) cores; load: $(uptime)"
-printf 'scenario\tmemq\tround\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1\n'
+printf 'scenario\tmemq\tround\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1\tlat-p50/p99-us\n'
 for round in $(seq "$rounds"); do
 	for memq in $memqs; do
 		for sc in $only; do
@@ -152,12 +237,15 @@ done
 echo "# load: $(uptime)"
 
 echo
-echo "# medians of $rounds rounds"
-printf 'scenario\tmemq\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1 (max)\n'
+echo "# medians of $rounds rounds (lat_*: the run with the median p99)"
+printf 'scenario\tmemq\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1 (max)\tlat-p50/p99-us\n'
 for memq in $memqs; do
 	for sc in $only; do
-		awk -F'\t' -v s="$sc" -v m="$memq" '$1 == s && $2 == m' "$results" | sort -t$'\t' -k4,4n |
-			awk -F'\t' '{ r[NR] = $4; c[NR] = $5; u[NR] = $6; if ($7 > l) l = $7; s = $1; m = $2 }
-				END { if (NR) { i = int((NR + 1) / 2); printf "%s\t%s\t%s\t%s\t%s\t%s\n", s, m, r[i], c[i], u[i], l } }'
+		# sort key: msgs/s, or p99 for the latency scenarios
+		awk -F'\t' -v s="$sc" -v m="$memq" '$1 == s && $2 == m {
+				k = $4; if ($8 != "-") { split($8, a, "/"); k = a[2] }
+				print k "\t" $0 }' "$results" | sort -t$'\t' -k1,1g | cut -f2- |
+			awk -F'\t' '{ r[NR] = $4; c[NR] = $5; u[NR] = $6; if ($7 > l) l = $7; p[NR] = $8; s = $1; m = $2 }
+				END { if (NR) { i = int((NR + 1) / 2); printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s, m, r[i], c[i], u[i], l, p[i] } }'
 	done
 done

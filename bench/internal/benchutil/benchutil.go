@@ -45,7 +45,17 @@ var ErrFrame = errors.New("error frame")
 // IdentifyCommand renders "IDENTIFY\n[size][json]" with client_id and
 // hostname set to name and no feature negotiation (nsqd answers "OK").
 func IdentifyCommand(name string) []byte {
-	body, _ := json.Marshal(map[string]string{"client_id": name, "hostname": name})
+	return IdentifyCommandWith(map[string]any{"client_id": name, "hostname": name})
+}
+
+// IdentifyCommandWith renders "IDENTIFY\n[size][json]" with the given
+// fields, e.g. "output_buffer_size": -1. Without "feature_negotiation"
+// nsqd answers "OK".
+func IdentifyCommandWith(fields map[string]any) []byte {
+	body, err := json.Marshal(fields)
+	if err != nil {
+		panic(err)
+	}
 	b := append([]byte("IDENTIFY\n"), 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(b[len(b)-4:], uint32(len(body)))
 	return append(b, body...)
@@ -130,6 +140,12 @@ func (r *Reader) ExpectOK() error {
 // Dial connects to addr, sends the magic and an IDENTIFY as name and waits
 // for its OK.
 func Dial(addr, name string, readBufSize int) (net.Conn, *Reader, error) {
+	return DialIdentify(addr, IdentifyCommand(name), readBufSize)
+}
+
+// DialIdentify connects to addr, sends the magic and the prebuilt IDENTIFY
+// command identify (see IdentifyCommandWith) and waits for its OK.
+func DialIdentify(addr string, identify []byte, readBufSize int) (net.Conn, *Reader, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, nil, err
@@ -137,7 +153,7 @@ func Dial(addr, name string, readBufSize int) (net.Conn, *Reader, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cmd := append(append([]byte{}, MagicV2...), IdentifyCommand(name)...)
+	cmd := append(append([]byte{}, MagicV2...), identify...)
 	if _, err := conn.Write(cmd); err != nil {
 		conn.Close()
 		return nil, nil, err
