@@ -16,19 +16,27 @@ type BackendQueue interface {
 // path, after crash recovery, wrapped so that unfinished messages survive a
 // crash (backend_disk.go, backend_recover.go). Records are the disk format
 // of message.go, so the accepted size range is widened by the largest
-// header we write.
+// header we write. A queue with no files yet is opened only when its first
+// record is written (backend_lazy.go).
 func newDiskBackend(n *NSQD, name string) BackendQueue {
 	opts := n.getOpts()
-	return openDiskBackend(
-		name,
-		opts.DataPath,
-		opts.MaxBytesPerFile,
-		int32(legacyHeaderLength),
-		int32(opts.MaxMsgSize)+diskHeaderLengthV1,
-		opts.SyncEvery,
-		opts.SyncTimeout,
-		n.logf,
-	)
+	open := func(readChan chan []byte) *diskBackend {
+		return openDiskBackendOn(
+			readChan,
+			name,
+			opts.DataPath,
+			opts.MaxBytesPerFile,
+			int32(legacyHeaderLength),
+			int32(opts.MaxMsgSize)+diskHeaderLengthV1,
+			opts.SyncEvery,
+			opts.SyncTimeout,
+			n.logf,
+		)
+	}
+	if isNewQueue(dqFiles{dir: opts.DataPath, name: name}) {
+		return newLazyDiskBackend(open)
+	}
+	return open(make(chan []byte))
 }
 
 // channelBackendName is the diskqueue name of a channel (D-DISK-01).
@@ -48,6 +56,20 @@ func (d *dummyBackend) Close() error            { return nil }
 func (d *dummyBackend) Delete() error           { return nil }
 func (d *dummyBackend) Depth() int64            { return 0 }
 func (d *dummyBackend) Empty() error            { return nil }
+
+// backendIsEmpty reports whether bq holds nothing, cheaply where the
+// backend allows it (may be momentarily stale).
+func backendIsEmpty(bq BackendQueue) bool {
+	switch q := bq.(type) {
+	case *diskBackend:
+		return q.isEmpty()
+	case *dummyBackend:
+		return true
+	case *lazyDiskBackend:
+		return q.isEmpty()
+	}
+	return bq.Depth() == 0
+}
 
 // writeMessageToBackend persists m; deliverAt (unix ns) keeps a deferral.
 func writeMessageToBackend(m *Message, deliverAt int64, bq BackendQueue) error {

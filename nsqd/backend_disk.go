@@ -50,6 +50,7 @@ type diskBackend struct {
 	logf            func(lg.LogLevel, string, ...interface{})
 
 	readChan chan []byte
+	holding  atomic.Bool // the forwarder holds a record (counted by Depth)
 	depthReq chan chan int64
 	ctl      chan fwdCtl
 	fwdDone  chan struct{}
@@ -59,23 +60,27 @@ type diskBackend struct {
 	wFile  atomic.Int64 // w.file, readable without wmu
 	closed bool
 
-	mu         sync.Mutex
-	pinning    bool // false: plain go-diskqueue behaviour
-	starting   bool // pinning, but the cursor file could not be made yet
-	lastStart  time.Time
-	next       dqPos    // position of the next record the forwarder receives
-	nextFile   *os.File // segment next.file, opened through its hold
-	pending    []pin    // records handed over, in read order; pending[head:] is live
-	head       int
-	base       uint64 // seq of pending[head]; base+live == nextSeq
-	nextSeq    uint64
-	byPtr      map[*byte]uint64
-	cursorFile *os.File
-	cursorGen  uint64
-	persisted  dqPos
-	holdFloor  int64 // segments below have no hold
-	dropped    int64 // pins given up because they were too old
-	pinLimit   int64 // segments (maxPinnedBytes, minPinnedSegments)
+	mu             sync.Mutex
+	pinning        bool // false: plain go-diskqueue behaviour
+	starting       bool // pinning, but the cursor file could not be made yet
+	lastStart      time.Time
+	next           dqPos    // position of the next record the forwarder receives
+	nextFile       *os.File // segment next.file, opened through its hold
+	pending        []pin    // records handed over, in read order; pending[head:] is live
+	head           int
+	base           uint64 // seq of pending[head]; base+live == nextSeq
+	nextSeq        uint64
+	byPtr          map[*byte]uint64
+	cursorFile     *os.File
+	cursorGen      uint64
+	persisted      dqPos
+	persistT       *time.Timer // runs persistLater
+	persistPending bool        // persistT is armed
+	holdFloor      int64       // segments below have no hold
+	rbuf           []byte      // read-ahead of segment next.file from rbufOff (locate)
+	rbufOff        int64
+	dropped        int64 // pins given up because they were too old
+	pinLimit       int64 // segments (maxPinnedBytes, minPinnedSegments)
 }
 
 type pin struct {
@@ -108,12 +113,20 @@ const (
 // opens it.
 func openDiskBackend(name, dataPath string, maxBytesPerFile int64, minMsgSize, maxMsgSize int32,
 	syncEvery int64, syncTimeout time.Duration, logf func(lg.LogLevel, string, ...interface{})) *diskBackend {
+	return openDiskBackendOn(make(chan []byte), name, dataPath, maxBytesPerFile, minMsgSize, maxMsgSize,
+		syncEvery, syncTimeout, logf)
+}
+
+// openDiskBackendOn is openDiskBackend delivering records on readChan (a
+// lazily opened queue hands out its ReadChan before it exists).
+func openDiskBackendOn(readChan chan []byte, name, dataPath string, maxBytesPerFile int64, minMsgSize, maxMsgSize int32,
+	syncEvery int64, syncTimeout time.Duration, logf func(lg.LogLevel, string, ...interface{})) *diskBackend {
 	q := &diskBackend{
 		files:           dqFiles{dir: dataPath, name: name},
 		chk:             recordCheck{min: minMsgSize, max: maxMsgSize},
 		maxBytesPerFile: maxBytesPerFile,
 		logf:            logf,
-		readChan:        make(chan []byte),
+		readChan:        readChan,
 		depthReq:        make(chan chan int64),
 		ctl:             make(chan fwdCtl),
 		fwdDone:         make(chan struct{}),
@@ -254,6 +267,10 @@ func (q *diskBackend) disablePinningLocked(cause error) {
 // dropPinsLocked forgets every pending record and removes the cursor file
 // and the holds.
 func (q *diskBackend) dropPinsLocked() {
+	if q.persistT != nil {
+		q.persistT.Stop()
+		q.persistPending = false
+	}
 	q.pending = nil
 	q.head = 0
 	q.base = q.nextSeq
@@ -379,8 +396,10 @@ func (q *diskBackend) forward() {
 		case b := <-in:
 			q.received(b)
 			held = b
+			q.holding.Store(true)
 		case out <- held:
 			held = nil
+			q.holding.Store(false)
 		case r := <-q.depthReq:
 			d := q.dq.Depth()
 			if held != nil {
@@ -393,6 +412,7 @@ func (q *diskBackend) forward() {
 				paused = true
 				c.reply <- held
 				held = nil
+				q.holding.Store(false)
 			case fwdResume:
 				paused = false
 				c.reply <- nil
@@ -471,10 +491,10 @@ func (q *diskBackend) received(b []byte) {
 // record).
 func (q *diskBackend) locate(b []byte) (dqPos, error) {
 	l := int64(len(b))
-	want := make([]byte, 4+min(len(b), 16))
+	var wantBuf [4 + 16]byte
+	want := wantBuf[:4+min(len(b), 16)]
 	binary.BigEndian.PutUint32(want, uint32(l))
 	copy(want[4:], b)
-	got := make([]byte, len(want))
 	for range 1 << 16 {
 		if q.nextFile == nil {
 			fh, err := os.Open(q.files.hold(q.next.file))
@@ -485,13 +505,10 @@ func (q *diskBackend) locate(b []byte) (dqPos, error) {
 				q.nextFile = fh
 			}
 		}
-		if q.nextFile != nil {
-			n, _ := q.nextFile.ReadAt(got, q.next.pos)
-			if n == len(got) && bytes.Equal(got, want) {
-				p := q.next
-				q.next.pos += 4 + l
-				return p, nil
-			}
+		if q.nextFile != nil && q.recordAt(q.next.pos, want) {
+			p := q.next
+			q.next.pos += 4 + l
+			return p, nil
 		}
 		// not here: this segment is done
 		q.removeSpuriousBad(q.files.segment(q.next.file))
@@ -504,7 +521,31 @@ func (q *diskBackend) locate(b []byte) (dqPos, error) {
 	return dqPos{}, fmt.Errorf("record of %d bytes not found after %s", l, q.next)
 }
 
+// locateReadAhead is how much of a segment locate reads at once: one
+// pread(2) per ~70 records of 200 bytes instead of one per record.
+const locateReadAhead = 16 << 10
+
+// recordAt reports whether segment next.file holds want at off. Bytes come
+// from a read-ahead buffer; a mismatch is checked once more against the
+// file (a torn tail can be rewritten after it was buffered).
+func (q *diskBackend) recordAt(off int64, want []byte) bool {
+	end := off + int64(len(want))
+	if q.rbuf != nil && off >= q.rbufOff && end <= q.rbufOff+int64(len(q.rbuf)) {
+		if bytes.Equal(q.rbuf[off-q.rbufOff:end-q.rbufOff], want) {
+			return true
+		}
+	}
+	buf := q.rbuf[:cap(q.rbuf)]
+	if buf == nil {
+		buf = make([]byte, locateReadAhead)
+	}
+	n, _ := q.nextFile.ReadAt(buf, off)
+	q.rbuf, q.rbufOff = buf[:n], off
+	return n >= len(want) && bytes.Equal(q.rbuf[:len(want)], want)
+}
+
 func (q *diskBackend) closeNextFile() {
+	q.rbuf = q.rbuf[:0]
 	if q.nextFile != nil {
 		q.nextFile.Close()
 		q.nextFile = nil
@@ -559,6 +600,14 @@ func (q *diskBackend) claim(b []byte) *diskRef {
 	return r
 }
 
+// cursorPersistDelay is how long a cursor move within one segment may wait
+// before it is written. Writing it on every finished message cost a
+// pwrite(2) per message; a cursor that is older than it could be only
+// means a few more messages delivered twice after a crash (at most those
+// finished in the last cursorPersistDelay). A move into a later segment is
+// written at once, because that is what lets the old segment's hold go.
+const cursorPersistDelay = 50 * time.Millisecond
+
 // finish marks record seq finished and moves the cursor past every finished
 // record at the front.
 func (q *diskBackend) finish(seq uint64) {
@@ -573,9 +622,27 @@ func (q *diskBackend) finish(seq uint64) {
 		q.popLocked()
 		moved = true
 	}
-	if moved {
-		q.persistCursorLocked()
+	if !moved || q.cursorFile == nil {
+		return
 	}
+	if q.cursorLocked().file > q.holdFloor {
+		q.persistCursorLocked()
+		return
+	}
+	if q.persistT == nil {
+		q.persistT = time.AfterFunc(cursorPersistDelay, q.persistLater)
+	} else if !q.persistPending {
+		q.persistT.Reset(cursorPersistDelay)
+	}
+	q.persistPending = true
+}
+
+// persistLater writes a cursor move that finish left for later.
+func (q *diskBackend) persistLater() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.persistPending = false
+	q.persistCursorLocked()
 }
 
 // diskRef is a message's claim on the disk record it was read from; copies
@@ -601,8 +668,13 @@ func (r *diskRef) release() {
 
 // claimRecord is diskBackend.claim for any backend.
 func claimRecord(bq BackendQueue, b []byte) *diskRef {
-	if q, ok := bq.(*diskBackend); ok {
+	switch q := bq.(type) {
+	case *diskBackend:
 		return q.claim(b)
+	case *lazyDiskBackend:
+		if dq := q.opened.Load(); dq != nil {
+			return dq.claim(b)
+		}
 	}
 	return nil
 }
@@ -673,6 +745,10 @@ func (q *diskBackend) Depth() int64 {
 	}
 }
 
+// isEmpty is a cheap Depth() == 0 (no round trip to the forwarder); it
+// may be momentarily stale.
+func (q *diskBackend) isEmpty() bool { return q.dq.Depth() == 0 && !q.holding.Load() }
+
 // Close closes go-diskqueue (which persists its meta file). On a clean
 // shutdown the channels have written their unfinished messages to disk
 // themselves, so nothing stays pending except the record the forwarder
@@ -720,6 +796,10 @@ func (q *diskBackend) Close() error {
 	if keep && q.cursorFile != nil {
 		// the cursor and the holds from its segment on stay for the next
 		// start (reconcileDiskQueue)
+		if q.persistT != nil {
+			q.persistT.Stop()
+			q.persistPending = false
+		}
 		q.cursorFile.Close()
 		q.cursorFile = nil
 		q.closeNextFile()

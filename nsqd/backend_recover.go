@@ -306,6 +306,14 @@ func (r *recoveryReport) notef(format string, args ...interface{}) {
 
 // reconcileDiskQueue makes the meta file of queue f agree with its segments
 // and cursor (see above). It returns the reconciled state.
+// isNewQueue reports that no file of the queue exists. go-diskqueue rolls
+// past segment 0 only after a sync, which writes the meta file, and holds
+// exist only with a cursor: with none of these four, no other file of this
+// queue can exist.
+func isNewQueue(f dqFiles) bool {
+	return !fileExists(f.meta()) && !fileExists(f.cursor()) && !fileExists(f.segment(0)) && !fileExists(f.hold(0))
+}
+
 func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, error) {
 	var rep recoveryReport
 	var err error
@@ -321,10 +329,8 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		}
 	}
 	if !metaOK && !curOK && !fileExists(f.segment(0)) && !fileExists(f.hold(0)) {
-		// A new queue. go-diskqueue rolls past segment 0 only after a sync,
-		// which writes the meta file, and holds exist only with a cursor:
-		// no other file of this queue can exist. Two stats instead of a
-		// listing of the data path keep creating n channels O(n), not O(n²).
+		// A new queue (see isNewQueue). Two stats instead of a listing of
+		// the data path keep creating n channels O(n), not O(n²).
 		return dqMeta{}, rep, nil
 	}
 	if !metaOK && !errors.Is(metaErr, os.ErrNotExist) {

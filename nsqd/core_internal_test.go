@@ -44,7 +44,10 @@ func TestMetadataFormat(t *testing.T) {
 }
 
 // D-DISK-01: diskqueue file names for topics and channels; D-QUEUE-02:
-// with --mem-queue-size=0 every message goes through them.
+// with --mem-queue-size=0 every message goes through them. A queue's files
+// appear when it first writes to disk (backend_lazy.go): a topic with
+// channels hands messages to them directly, and a queue that never spilled
+// over leaves no files.
 func TestDiskQueueFileNames(t *testing.T) {
 	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
 	topic := n.GetTopic("files")
@@ -55,6 +58,13 @@ func TestDiskQueueFileNames(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return ch.BackendDepth() == 3 }, "channel be-depth 3")
+	// a topic without channels keeps its messages in its own queue
+	lonely := n.GetTopic("lonely")
+	if err := lonely.PutMessage(NewMessage(lonely.GenerateID(), []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	unused := n.GetTopic("unused")
+	unused.GetChannel("idle")
 	n.Exit() // closing persists the meta files (Exit runs once; cleanup's call is a no-op)
 	names, _ := filepath.Glob(filepath.Join(n.getOpts().DataPath, "*"))
 	var base []string
@@ -63,9 +73,15 @@ func TestDiskQueueFileNames(t *testing.T) {
 	}
 	sort.Strings(base)
 	joined := strings.Join(base, " ")
-	for _, want := range []string{"files:ch.diskqueue.000000.dat", "files:ch.diskqueue.meta.dat", "files.diskqueue.meta.dat"} {
+	for _, want := range []string{"files:ch.diskqueue.000000.dat", "files:ch.diskqueue.meta.dat",
+		"lonely.diskqueue.000000.dat", "lonely.diskqueue.meta.dat"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("missing %s in %s", want, joined)
+		}
+	}
+	for _, unwanted := range []string{"files.diskqueue", "unused", "idle"} {
+		if strings.Contains(joined, unwanted) {
+			t.Errorf("a queue that never wrote to disk left files: %s in %s", unwanted, joined)
 		}
 	}
 }

@@ -18,7 +18,15 @@ var errExiting = errors.New("exiting")
 // Goroutines and state: the topic's messagePump is the only reader of
 // the memory queue and of the backend's ReadChan; publishers write to them
 // under the RLock (so Delete/Close can wait them out with the write lock).
-// channelMap is guarded by the RWMutex; counters are atomics.
+// channelMap and chanList are guarded by the RWMutex; counters are atomics.
+//
+// Direct delivery: while the topic is started, not paused, has channels
+// and nothing is queued in it, a publisher copies the message to the
+// channels itself (deliverDirect) instead of queueing it for the pump.
+// That saves a queue round trip and a goroutine hand-off per message (and
+// with --mem-queue-size=0 a whole disk write and read). The pump still
+// drains whatever queued up (no channels yet, paused, DPUB); a message it
+// holds can be overtaken by a direct one, and NSQ does not promise order.
 type Topic struct {
 	messageCount atomic.Uint64
 	messageBytes atomic.Uint64
@@ -27,6 +35,7 @@ type Topic struct {
 
 	name       string
 	channelMap map[string]*Channel
+	chanList   []*Channel // channelMap's values, for the publish path
 	backend    BackendQueue
 	// memq is nil when --mem-queue-size=0 (everything via disk), an
 	// unbuffered hand-off for ephemeral topics with size 0 (memqueue.go)
@@ -40,6 +49,7 @@ type Topic struct {
 
 	exitFlag  atomic.Bool
 	paused    atomic.Bool
+	started   atomic.Bool
 	ephemeral bool
 
 	deleteCallback func(*Topic)
@@ -78,7 +88,12 @@ func newTopic(name string, n *NSQD, deleteCallback func(*Topic)) *Topic {
 }
 
 // Start lets the pump begin routing messages.
-func (t *Topic) Start() { t.startOnce.Do(func() { close(t.startChan) }) }
+func (t *Topic) Start() {
+	t.startOnce.Do(func() {
+		t.started.Store(true)
+		close(t.startChan)
+	})
+}
 
 // Name is the topic's name.
 func (t *Topic) Name() string { return t.name }
@@ -106,6 +121,7 @@ func (t *Topic) getOrCreateChannel(channelName string) (*Channel, bool) {
 	deleteCallback := func(c *Channel) { t.DeleteExistingChannel(c.name) }
 	c := newChannel(t.name, channelName, t.nsqd, deleteCallback)
 	t.channelMap[channelName] = c
+	t.chanList = append(t.chanList, c)
 	t.nsqd.logf(lg.INFO, "TOPIC(%s): new channel(%s)", t.name, c.name)
 	return c, true
 }
@@ -131,6 +147,7 @@ func (t *Topic) DeleteExistingChannel(channelName string) error {
 		return errors.New("channel does not exist")
 	}
 	delete(t.channelMap, channelName)
+	t.removeFromList(c)
 	numChannels := len(t.channelMap)
 	t.Unlock()
 
@@ -142,6 +159,18 @@ func (t *Topic) DeleteExistingChannel(channelName string) error {
 		go t.deleter.Do(func() { t.deleteCallback(t) })
 	}
 	return nil
+}
+
+// removeFromList drops c from chanList (write lock held); the slice is
+// copied because a publisher may still range over the old one.
+func (t *Topic) removeFromList(c *Channel) {
+	list := make([]*Channel, 0, len(t.chanList))
+	for _, x := range t.chanList {
+		if x != c {
+			list = append(list, x)
+		}
+	}
+	t.chanList = list
 }
 
 func (t *Topic) signalChannelUpdate() {
@@ -203,6 +232,9 @@ func (t *Topic) publishError() error {
 }
 
 func (t *Topic) put(m *Message) error {
+	if t.canDeliverDirect(m) {
+		return t.deliverDirect(m)
+	}
 	if t.memq.tryPut(m) {
 		return nil
 	}
@@ -213,6 +245,52 @@ func (t *Topic) put(m *Message) error {
 		return err
 	}
 	return nil
+}
+
+// canDeliverDirect reports whether m may skip the topic's queues (see
+// Topic). DPUB messages always queue: through the topic's disk queue they
+// keep their due time across a crash. Called with the RLock held.
+func (t *Topic) canDeliverDirect(m *Message) bool {
+	return len(t.chanList) > 0 && m.deferred == 0 && t.started.Load() && !t.paused.Load() &&
+		t.memq.Len() == 0 && backendIsEmpty(t.backend)
+}
+
+// deliverDirect copies m to every channel (RLock held). It fails only if
+// no channel took it (with the last channel's error, e.g. the disk write's),
+// so a publisher is told exactly when nothing was kept.
+func (t *Topic) deliverDirect(m *Message) error {
+	taken, err := t.fanOut(m, t.chanList)
+	if taken > 0 {
+		return nil
+	}
+	return err
+}
+
+// fanOut gives every channel its own copy of msg (D-TOPIC-03) and returns
+// how many took it, with the last error. The last channel gets the original, so the copies are
+// all taken before the original is handed to a client pump that may
+// modify it.
+func (t *Topic) fanOut(msg *Message, chans []*Channel) (taken int, lastErr error) {
+	for i, channel := range chans {
+		chanMsg := msg
+		if i < len(chans)-1 {
+			chanMsg = msg.copyForChannel()
+		}
+		if chanMsg.deferred > 0 {
+			channel.PutMessageDeferred(chanMsg, chanMsg.deferred)
+			taken++
+			continue
+		}
+		if err := channel.PutMessage(chanMsg); err != nil {
+			lastErr = err
+			chanMsg.releaseRecord()
+			t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to put msg(%s) to channel(%s) - %s",
+				t.name, msg.ID[:], channel.name, err)
+			continue
+		}
+		taken++
+	}
+	return taken, lastErr
 }
 
 // Depth is memory + disk (D-QUEUE-01).
@@ -294,24 +372,7 @@ func (t *Topic) messagePump() {
 			return
 		}
 
-		for i, channel := range chans {
-			// every channel owns its own message (D-TOPIC-03); the last
-			// one gets the original, so copies are all taken before the
-			// original is handed to a client pump that may modify it
-			chanMsg := msg
-			if i < len(chans)-1 {
-				chanMsg = msg.copyForChannel()
-			}
-			if chanMsg.deferred > 0 {
-				channel.PutMessageDeferred(chanMsg, chanMsg.deferred)
-				continue
-			}
-			if err := channel.PutMessage(chanMsg); err != nil {
-				chanMsg.releaseRecord()
-				t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to put msg(%s) to channel(%s) - %s",
-					t.name, msg.ID[:], channel.name, err)
-			}
-		}
+		t.fanOut(msg, chans)
 	}
 }
 
@@ -344,6 +405,7 @@ func (t *Topic) exit(deleted bool) error {
 			delete(t.channelMap, c.name)
 			c.Delete()
 		}
+		t.chanList = nil
 		t.Empty()
 		return t.backend.Delete()
 	}
