@@ -6,166 +6,43 @@ package cluster
 // L-HTTP-05, L-CLI-11, D-CLI-61 (SIGTERM → exit 0), A (go-nsq via lookupd).
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nsqio/go-nsq"
+
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
-// buildBinaries compiles ./apps/nsqd and ./apps/nsqlookupd into dir.
-func buildBinaries(t *testing.T, dir string) (nsqdBin, lookupdBin string) {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		t.Fatal("not inside the module")
-	}
-	root := filepath.Dir(gomod)
-	nsqdBin = filepath.Join(dir, "nsqd")
-	lookupdBin = filepath.Join(dir, "nsqlookupd")
-
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, b := range []struct{ out, pkg string }{{nsqdBin, "./apps/nsqd"}, {lookupdBin, "./apps/nsqlookupd"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	return nsqdBin, lookupdBin
-}
-
-// syncBuf collects a process's output.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuf
-	done chan struct{} // closed when Wait returned
-	err  error         // Wait's result, valid after done
-}
-
-// startProc runs bin; at cleanup a still-running process is killed and its
-// output logged.
-func startProc(t *testing.T, name, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuf{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-// sigterm sends SIGTERM and requires a clean exit (status 0) in time.
-func (p *proc) sigterm(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM %s: %v", p.name, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(waitLimit):
-		t.Fatalf("%s still running %s after SIGTERM", p.name, waitLimit)
-	}
-	if p.err != nil {
-		t.Errorf("%s after SIGTERM: %v, want exit status 0", p.name, p.err)
-	}
-}
-
-// waitPing waits for GET /ping to answer 200 OK (or the process to die).
-func waitPing(t *testing.T, p *proc, httpAddr string) {
-	t.Helper()
-	eventually(t, waitLimit, p.name+" /ping", func() (bool, string) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited early (%v):\n%s", p.name, p.err, p.out.String())
-		default:
-		}
-		resp, err := httpClient.Get("http://" + httpAddr + "/ping")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
-}
+func TestMain(m *testing.M) { os.Exit(daemons.Run(m)) }
 
 func TestBinariesDiscovery(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	nsqdBin, lookupdBin := buildBinaries(t, dir)
+	bins := daemons.Build(t, false) // without -race, even when the test runs under it
 
-	addrs := freeAddrs(t, 4)
+	addrs := daemons.FreeAddrs(t, 4)
 	lTCP, lHTTP, nTCP, nHTTP := addrs[0], addrs[1], addrs[2], addrs[3]
 	l := &lookupd{tcpAddr: lTCP, httpAddr: lHTTP}
 	n := &nsqdNode{tcpAddr: nTCP, httpAddr: nHTTP}
-	fmt.Sscanf(nTCP[strings.LastIndex(nTCP, ":")+1:], "%d", &n.tcpPort)
-	fmt.Sscanf(nHTTP[strings.LastIndex(nHTTP, ":")+1:], "%d", &n.httpPort)
+	fmt.Sscanf(daemons.Port(nTCP), "%d", &n.tcpPort)
+	fmt.Sscanf(daemons.Port(nHTTP), "%d", &n.httpPort)
 
-	lp := startProc(t, "nsqlookupd", lookupdBin,
-		"--tcp-address="+lTCP, "--http-address="+lHTTP, "--broadcast-address=127.0.0.1")
-	waitPing(t, lp, lHTTP)
+	lp := daemons.Start(t, daemons.Cmd{Name: "nsqlookupd", Bin: bins.NSQLookupd,
+		Args: []string{"--tcp-address=" + lTCP, "--http-address=" + lHTTP, "--broadcast-address=127.0.0.1"}})
+	lp.WaitPing(t, lHTTP, waitLimit)
 	dataPath := filepath.Join(dir, "data")
 	if err := os.Mkdir(dataPath, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	np := startProc(t, "nsqd", nsqdBin, "--data-path="+dataPath,
-		"--tcp-address="+nTCP, "--http-address="+nHTTP,
-		"--lookupd-tcp-address="+lTCP, "--broadcast-address=127.0.0.1")
-	waitPing(t, np, nHTTP)
+	np := daemons.Start(t, daemons.Cmd{Name: "nsqd", Bin: bins.NSQD, Args: []string{"--data-path=" + dataPath,
+		"--tcp-address=" + nTCP, "--http-address=" + nHTTP,
+		"--lookupd-tcp-address=" + lTCP, "--broadcast-address=127.0.0.1"}})
+	np.WaitPing(t, nHTTP, waitLimit)
 
 	// registered at start-up (IDENTIFY), before any topic exists
 	eventually(t, waitLimit, "nsqd in lookupd /nodes", func() (bool, string) {
@@ -201,7 +78,7 @@ func TestBinariesDiscovery(t *testing.T) {
 	stopConsumer(t, c)
 
 	// nsqd stops cleanly and lookupd forgets it (D-LKP-11, L-TCP-10)
-	np.sigterm(t)
+	np.Stop(t, syscall.SIGTERM, waitLimit)
 	waitLookupPorts(t, l, topic)
-	lp.sigterm(t)
+	lp.Stop(t, syscall.SIGTERM, waitLimit)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/ournsq/nsq/internal/lg"
 	"github.com/ournsq/nsq/nsqd"
 	"github.com/ournsq/nsq/nsqlookupd"
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
 // waitLimit bounds every poll; generous for -race on a loaded box, never
@@ -849,32 +850,12 @@ func TestExitAndTombstone(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 4. lookupd restart
 
-// freeAddrs returns k addresses 127.0.0.1:<port> whose ports were free a
-// moment ago (binaries and restarts need fixed addresses).
-func freeAddrs(t testing.TB, k int) []string {
-	t.Helper()
-	var out []string
-	var ls []net.Listener
-	for i := 0; i < k; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range ls {
-		ln.Close()
-	}
-	return out
-}
-
 // D-LKP-06/07, L-DB-02: a restarted lookupd is empty, and nsqd re-registers
 // every topic and channel on its next PING's reconnect.
 func TestLookupdRestart(t *testing.T) {
 	t.Parallel()
 	const ping = 200 * time.Millisecond
-	addrs := freeAddrs(t, 2)
+	addrs := daemons.FreeAddrs(t, 2)
 	mod := func(o *nsqlookupd.Options) { o.TCPAddress, o.HTTPAddress = addrs[0], addrs[1] }
 	l := startLookupd(t, "lookupd", mod)
 	n := startNSQD(t, "nsqd", []string{l.tcpAddr}, func(o *nsqd.Options) { o.LookupdPingInterval = ping })

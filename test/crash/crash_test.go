@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -31,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
 const (
@@ -43,41 +44,15 @@ const (
 	maxBytesPerFile = 64 << 10
 )
 
+func TestMain(m *testing.M) { os.Exit(daemons.Run(m)) }
+
 // nsqdBin is built from this module; NSQ_CRASH_NSQD_BIN runs the test
 // against another binary (e.g. one built before the fix, for evidence).
-var nsqdBin string
-
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go env GOMOD: %v\n", err)
-		return 1
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		fmt.Fprintln(os.Stderr, "not inside the module")
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "nsqd-crash-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
+func nsqdBin(t *testing.T) string {
 	if bin := os.Getenv("NSQ_CRASH_NSQD_BIN"); bin != "" {
-		nsqdBin = bin
-		return m.Run()
+		return bin
 	}
-	nsqdBin = filepath.Join(dir, "nsqd")
-	build := exec.Command("go", "build", "-o", nsqdBin, "./apps/nsqd")
-	build.Dir = filepath.Dir(gomod)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./apps/nsqd: %v\n%s\n", err, out)
-		return 1
-	}
-	return m.Run()
+	return daemons.Build(t, false).NSQD
 }
 
 // ---------------------------------------------------------------------------
@@ -125,14 +100,14 @@ func TestCrash(t *testing.T) {
 
 		delay := time.Duration(50+rand.IntN(451)) * time.Millisecond
 		time.Sleep(delay)
-		p.kill(t)
+		p.Kill(t)
 		close(stop)
 		wg.Wait()
 
-		ev.scanLog(p.log.String())
+		ev.scanLog(p.Output())
 		ev.snapshot(t, cycle, dataPath)
 		if ev.noteBad(dataPath, fmt.Sprintf("after cycle %d", cycle)) {
-			t.Logf("cycle %d: new *.bad file; warnings and errors of this run:\n%s", cycle, problems(p.log.String()))
+			t.Logf("cycle %d: new *.bad file; warnings and errors of this run:\n%s", cycle, problems(p.Output()))
 		}
 		if testing.Verbose() && (cycle < 20 || cycle%50 == 0) {
 			t.Logf("cycle %d: killed after %v, %d messages OK so far", cycle, delay, led.okCount())
@@ -160,8 +135,8 @@ func TestCrash(t *testing.T) {
 	waitDrained(t, p.httpAddr, led)
 	close(stop)
 	wg.Wait()
-	p.term(t)
-	ev.scanLog(p.log.String())
+	p.Stop(t, syscall.SIGTERM, 30*time.Second)
+	ev.scanLog(p.Output())
 	ev.noteBad(dataPath, "at the end")
 
 	// verdict
@@ -470,55 +445,9 @@ func problems(log string) string {
 // ---------------------------------------------------------------------------
 // process handling
 
-type logBuf struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	partial []byte
-	tcp     chan string
-	http    chan string
-}
-
-var listenRE = regexp.MustCompile(`(TCP|HTTP): listening on (\S+)`)
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	b.partial = append(b.partial, p...)
-	for {
-		i := bytes.IndexByte(b.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(b.partial[:i])
-		b.partial = b.partial[i+1:]
-		if m := listenRE.FindStringSubmatch(line); m != nil {
-			ch := b.tcp
-			if m[1] == "HTTP" {
-				ch = b.http
-			}
-			select {
-			case ch <- m[2]:
-			default:
-			}
-		}
-	}
-	return len(p), nil
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type proc struct {
-	cmd      *exec.Cmd
-	log      *logBuf
-	tcpAddr  string
-	httpAddr string
-	done     chan struct{}
-	err      error
+	*daemons.Proc
+	tcpAddr, httpAddr string
 }
 
 func startNSQD(t *testing.T, dataPath string, syncEvery int) *proc {
@@ -530,72 +459,13 @@ func startNSQD(t *testing.T, dataPath string, syncEvery int) *proc {
 		"--max-bytes-per-file=" + strconv.Itoa(maxBytesPerFile),
 		"--msg-timeout=5s",
 	}
-	p := &proc{log: &logBuf{tcp: make(chan string, 1), http: make(chan string, 1)}, done: make(chan struct{})}
-	p.cmd = exec.Command(nsqdBin, args...)
-	p.cmd.Stdout = p.log
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start nsqd: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill() // our own child, by PID
-			<-p.done
-		}
-	})
-	deadline := time.After(10 * time.Second)
-	for p.tcpAddr == "" || p.httpAddr == "" {
-		select {
-		case p.tcpAddr = <-p.log.tcp:
-		case p.httpAddr = <-p.log.http:
-		case <-p.done:
-			t.Fatalf("nsqd exited at start-up (%v):\n%s", p.err, p.log)
-		case <-deadline:
-			t.Fatalf("no listening lines within 10s:\n%s", p.log)
-		}
-	}
+	// quiet: a new process every cycle; the test quotes the logs it needs
+	p := &proc{Proc: daemons.Start(t, daemons.Cmd{Name: "nsqd", Bin: nsqdBin(t), Args: args, Quiet: true})}
+	addrs := p.WaitListening(t, 10*time.Second, "TCP", "HTTP")
+	p.tcpAddr, p.httpAddr = addrs[0], addrs[1]
 	// HTTP serving starts in Main; wait until it answers
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + p.httpAddr + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 200 {
-			t.Fatalf("/ping never answered: %v\n%s", err, p.log)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.WaitPing(t, p.httpAddr, 2*time.Second)
 	return p
-}
-
-func (p *proc) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	<-p.done
-}
-
-func (p *proc) term(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("nsqd still running 30s after SIGTERM:\n%s", p.log)
-	}
-	if p.err != nil {
-		t.Errorf("nsqd exit after SIGTERM: %v", p.err)
-	}
 }
 
 func mustPost(t *testing.T, addr, path string) {

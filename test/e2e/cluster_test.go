@@ -19,10 +19,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nsqio/go-nsq"
+
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
 const (
@@ -48,6 +51,13 @@ const (
 	handlers   = 2
 )
 
+// waitLimit bounds every wait for a daemon; never reached when things work.
+const waitLimit = 15 * time.Second
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func TestMain(m *testing.M) { os.Exit(daemons.Run(m)) }
+
 // body is message i's payload; the handler checks it byte for byte.
 func body(i int) []byte {
 	return fmt.Appendf(nil, "msg-%05d-%s", i, strings.Repeat(strconv.Itoa(i%10), 64))
@@ -58,20 +68,20 @@ func body(i int) []byte {
 
 type lookupNode struct {
 	tcpAddr, httpAddr string
-	p                 *proc
+	p                 *daemons.Proc
 }
 
 type nsqdNode struct {
 	idx                        int
 	tcpAddr, httpAddr, dataDir string
 	args                       []string
-	p                          *proc
+	p                          *daemons.Proc
 }
 
 func (n *nsqdNode) start(t *testing.T, bin string) {
 	t.Helper()
-	n.p = startProc(t, fmt.Sprintf("nsqd#%d", n.idx), "", bin, n.args...)
-	waitPing(t, n.p, n.httpAddr)
+	n.p = daemons.Start(t, daemons.Cmd{Name: fmt.Sprintf("nsqd#%d", n.idx), Bin: bin, Args: n.args})
+	n.p.WaitPing(t, n.httpAddr, waitLimit)
 }
 
 func httpPost(t *testing.T, u string) {
@@ -265,17 +275,17 @@ func (s *pubSlot) stop() {
 func TestClusterRestartAtLeastOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	nsqdBin, lookupdBin := buildBinaries(t, dir)
-	addrs := freeAddrs(t, 10)
+	bins := daemons.Build(t, daemons.RaceEnabled)
+	addrs := daemons.FreeAddrs(t, 10)
 
 	// 2 nsqlookupd
 	lookups := make([]*lookupNode, 2)
 	var lookupTCP, lookupHTTP []string
 	for i := range lookups {
 		l := &lookupNode{tcpAddr: addrs[2*i], httpAddr: addrs[2*i+1]}
-		l.p = startProc(t, fmt.Sprintf("nsqlookupd#%d", i), "", lookupdBin,
-			"--tcp-address="+l.tcpAddr, "--http-address="+l.httpAddr, "--broadcast-address=127.0.0.1")
-		waitPing(t, l.p, l.httpAddr)
+		l.p = daemons.Start(t, daemons.Cmd{Name: fmt.Sprintf("nsqlookupd#%d", i), Bin: bins.NSQLookupd,
+			Args: []string{"--tcp-address=" + l.tcpAddr, "--http-address=" + l.httpAddr, "--broadcast-address=127.0.0.1"}})
+		l.p.WaitPing(t, l.httpAddr, waitLimit)
 		lookups[i] = l
 		lookupTCP = append(lookupTCP, l.tcpAddr)
 		lookupHTTP = append(lookupHTTP, l.httpAddr)
@@ -297,11 +307,11 @@ func TestClusterRestartAtLeastOnce(t *testing.T) {
 		for _, la := range lookupTCP {
 			n.args = append(n.args, "--lookupd-tcp-address="+la)
 		}
-		n.start(t, nsqdBin)
+		n.start(t, bins.NSQD)
 		httpPost(t, "http://"+n.httpAddr+"/topic/create?topic="+topicName)
 		httpPost(t, "http://"+n.httpAddr+"/channel/create?topic="+topicName+"&channel="+channelName)
 		nodes[i] = n
-		p, _ := strconv.Atoi(port(n.tcpAddr))
+		p, _ := strconv.Atoi(daemons.Port(n.tcpAddr))
 		wantPorts = append(wantPorts, p)
 	}
 	slices.Sort(wantPorts)
@@ -476,10 +486,10 @@ func TestClusterRestartAtLeastOnce(t *testing.T) {
 	t.Logf("SIGTERM nsqd#1 after %s: %d OK'd, %d delivered; nsqd#1 topic depth %d, channel depth %d, in flight %d (err %v)",
 		time.Since(start).Round(time.Millisecond), okCount.Load(), received.Load(), td, cs.Depth, cs.InFlightCount, err)
 	stopped := time.Now()
-	victim.p.sigterm(t)
+	victim.p.Stop(t, syscall.SIGTERM, waitLimit)
 	t.Logf("nsqd#1 exited cleanly after %s", time.Since(stopped).Round(time.Millisecond))
 	time.Sleep(300 * time.Millisecond) // down for a moment: publishers fail over
-	victim.start(t, nsqdBin)
+	victim.start(t, bins.NSQD)
 	td, cs, err = victim.chanStats()
 	t.Logf("nsqd#1 back up after %s of downtime: topic depth %d, channel depth %d (restored from %s; err %v)",
 		time.Since(stopped).Round(time.Millisecond), td, cs.Depth, victim.dataDir, err)
@@ -572,9 +582,9 @@ func TestClusterRestartAtLeastOnce(t *testing.T) {
 		s.stop()
 	}
 	for _, n := range nodes {
-		n.p.sigterm(t)
+		n.p.Stop(t, syscall.SIGTERM, waitLimit)
 	}
 	for _, l := range lookups {
-		l.p.sigterm(t)
+		l.p.Stop(t, syscall.SIGTERM, waitLimit)
 	}
 }

@@ -27,8 +27,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +34,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
 const (
@@ -55,32 +55,14 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-// buildNSQD compiles ./apps/nsqd into dir (or returns NSQ_FLOOD_NSQD).
-func buildNSQD(t *testing.T, dir string) string {
+func TestMain(m *testing.M) { os.Exit(daemons.Run(m)) }
+
+// nsqdBin builds ./apps/nsqd (or returns NSQ_FLOOD_NSQD).
+func nsqdBin(t *testing.T) string {
 	if bin := os.Getenv("NSQ_FLOOD_NSQD"); bin != "" {
 		return bin
 	}
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(dir, "nsqd")
-	cmd := exec.Command("go", "build", "-o", bin, "./apps/nsqd")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./apps/nsqd: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return daemons.Build(t, false).NSQD
 }
 
 // procStatus reads VmRSS and VmHWM (bytes) of pid.
@@ -142,9 +124,10 @@ func TestMPUBFlood(t *testing.T) {
 	conns := envInt(t, "NSQ_FLOOD_CONNS", 1000)
 	msgs := envInt(t, "NSQ_FLOOD_MSGS", 5)
 	dir := t.TempDir()
-	bin := buildNSQD(t, dir)
+	bin := nsqdBin(t)
 
-	tcpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	addrs := daemons.FreeAddrs(t, 2)
+	tcpAddr, httpAddr := addrs[0], addrs[1]
 	args := []string{
 		"--tcp-address=" + tcpAddr,
 		"--http-address=" + httpAddr,
@@ -155,46 +138,19 @@ func TestMPUBFlood(t *testing.T) {
 	if extra := strings.Fields(os.Getenv("NSQ_FLOOD_ARGS")); len(extra) > 0 {
 		args = append(args, extra...)
 	}
-	cmd := exec.Command(bin, args...)
-	var logs strings.Builder
-	var logMu sync.Mutex
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		if logs.Len() < 1<<20 {
-			logs.Write(p)
-		}
-		return len(p), nil
-	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	p := daemons.Start(t, daemons.Cmd{Name: "nsqd", Bin: bin, Args: args})
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		// a graceful stop; what is still running after 60s is killed at cleanup
+		p.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.Done():
 		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			<-exited
 		}
 	}()
-	pid := cmd.Process.Pid
+	pid := p.PID()
 
-	// wait for the listener
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", tcpAddr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nsqd did not listen on %s: %v", tcpAddr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// both listeners are bound before nsqd serves /ping
+	p.WaitPing(t, httpAddr, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
 	baseRSS, _, err := procStatus(pid)
 	if err != nil {
@@ -292,7 +248,7 @@ func TestMPUBFlood(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	afterRSS, hwm, err := procStatus(pid)
 	if err != nil {
-		t.Fatalf("nsqd gone after the flood: %v\n%s", err, logs.String())
+		t.Fatalf("nsqd gone after the flood: %v\n%s", err, p.Output())
 	}
 	depth := topicDepth(t, httpAddr, "flood")
 
@@ -333,7 +289,3 @@ func topicDepth(t *testing.T, httpAddr, topic string) int64 {
 	}
 	return 0
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,12 +36,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
 const goNSQModule = "github.com/nsqio/go-nsq@v1.1.0"
 
 // suiteLimit bounds the whole `go test` run of go-nsq (compile included).
 const suiteLimit = 3 * time.Minute
+
+// waitLimit bounds every wait for a daemon; never reached when things work.
+const waitLimit = 15 * time.Second
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func TestMain(m *testing.M) { os.Exit(daemons.Run(m)) }
 
 func TestGoNSQSuite(t *testing.T) {
 	t.Parallel()
@@ -50,11 +60,11 @@ func TestGoNSQSuite(t *testing.T) {
 	suite := filepath.Join(dir, "go-nsq")
 	copyTree(t, src, suite)
 
-	nsqdBin, lookupdBin := buildBinaries(t, dir)
-	addrs := freeAddrs(t, 5)
+	bins := daemons.Build(t, daemons.RaceEnabled)
+	addrs := daemons.FreeAddrs(t, 5)
 	lTCP, lHTTP, nTCP, nHTTP, nHTTPS := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 
-	rewriteAddresses(t, suite, nTCP, port(nHTTP))
+	rewriteAddresses(t, suite, nTCP, daemons.Port(nHTTP))
 	expected := suiteTests(t, suite)
 
 	dataPath := filepath.Join(dir, "data")
@@ -63,16 +73,16 @@ func TestGoNSQSuite(t *testing.T) {
 	}
 	// Started from the go-nsq copy, as test.sh does, so the relative
 	// ./test/*.pem paths are go-nsq's bundled certificates.
-	lp := startProc(t, "nsqlookupd", suite, lookupdBin,
-		"--tcp-address="+lTCP, "--http-address="+lHTTP)
-	waitPing(t, lp, lHTTP)
-	np := startProc(t, "nsqd", suite, nsqdBin,
-		"--data-path="+dataPath,
-		"--tcp-address="+nTCP, "--http-address="+nHTTP, "--https-address="+nHTTPS,
-		"--lookupd-tcp-address="+lTCP,
+	lp := daemons.Start(t, daemons.Cmd{Name: "nsqlookupd", Bin: bins.NSQLookupd, Dir: suite,
+		Args: []string{"--tcp-address=" + lTCP, "--http-address=" + lHTTP}})
+	lp.WaitPing(t, lHTTP, waitLimit)
+	np := daemons.Start(t, daemons.Cmd{Name: "nsqd", Bin: bins.NSQD, Dir: suite, Args: []string{
+		"--data-path=" + dataPath,
+		"--tcp-address=" + nTCP, "--http-address=" + nHTTP, "--https-address=" + nHTTPS,
+		"--lookupd-tcp-address=" + lTCP,
 		"--tls-cert=./test/server.pem", "--tls-key=./test/server.key",
-		"--tls-root-ca-file=./test/ca.pem")
-	waitPing(t, np, nHTTP)
+		"--tls-root-ca-file=./test/ca.pem"}})
+	np.WaitPing(t, nHTTP, waitLimit)
 
 	out, runErr := runSuite(t, suite)
 	results, sections := parseGoTest(out)
@@ -116,8 +126,8 @@ func TestGoNSQSuite(t *testing.T) {
 	}
 
 	logTopics(t, nHTTP)
-	np.sigterm(t)
-	lp.sigterm(t)
+	np.Stop(t, syscall.SIGTERM, waitLimit)
+	lp.Stop(t, syscall.SIGTERM, waitLimit)
 }
 
 // goNSQDir locates go-nsq v1.1.0 in the module cache (downloading it if the
@@ -125,7 +135,7 @@ func TestGoNSQSuite(t *testing.T) {
 func goNSQDir(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command("go", "mod", "download", "-json", goNSQModule)
-	cmd.Dir = moduleRoot(t)
+	cmd.Dir = daemons.ModuleRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go mod download %s: %v\n%s", goNSQModule, err, out)

@@ -6,15 +6,12 @@ package restart
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -23,96 +20,25 @@ import (
 	"time"
 
 	"github.com/nsqio/go-nsq"
+
+	"github.com/ournsq/nsq/test/internal/daemons"
 )
 
-var (
-	nsqdBin   string
-	nsqdFlags string // output of --help, to pass only flags the binary knows
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go env GOMOD: %v\n", err)
-		return 1
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		fmt.Fprintln(os.Stderr, "not inside the module")
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "nsqd-restart-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	nsqdBin = filepath.Join(dir, "nsqd")
-	build := exec.Command("go", "build", "-o", nsqdBin, "./apps/nsqd")
-	build.Dir = filepath.Dir(gomod)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./apps/nsqd: %v\n%s\n", err, out)
-		return 1
-	}
-	help, _ := exec.Command(nsqdBin, "--help").CombinedOutput()
-	nsqdFlags = string(help)
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(daemons.Run(m)) }
 
 // ---------------------------------------------------------------------------
 // process handling
 
-type lockedBuf struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	partial []byte
-	addrCh  chan string
-}
-
-var listenRE = regexp.MustCompile(`INFO: TCP: listening on (\S+)`)
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	b.partial = append(b.partial, p...)
-	for {
-		i := bytes.IndexByte(b.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(b.partial[:i])
-		b.partial = b.partial[i+1:]
-		if m := listenRE.FindStringSubmatch(line); m != nil {
-			select {
-			case b.addrCh <- m[1]:
-			default:
-			}
-		}
-	}
-	return len(p), nil
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type proc struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuf
-	addr   string
-	done   chan struct{}
-	err    error // cmd.Wait result, valid after done
+	*daemons.Proc
+	addr string // TCP
 }
 
 func startNSQD(t *testing.T, dataPath string) *proc {
 	t.Helper()
+	bin := daemons.Build(t, false).NSQD
+	help, _ := exec.Command(bin, "--help").CombinedOutput()
+	nsqdFlags := string(help) // to pass only flags the binary knows
 	args := []string{"--tcp-address=127.0.0.1:0", "--data-path=" + dataPath, "--log-level=info"}
 	// keep every listener on loopback, port 0, if the binary has it
 	for _, f := range []string{"http-address", "https-address"} {
@@ -123,51 +49,17 @@ func startNSQD(t *testing.T, dataPath string) *proc {
 	if strings.Contains(nsqdFlags, "-broadcast-address") {
 		args = append(args, "--broadcast-address=127.0.0.1")
 	}
-	p := &proc{stderr: &lockedBuf{addrCh: make(chan string, 1)}, done: make(chan struct{})}
-	p.cmd = exec.Command(nsqdBin, args...)
-	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start nsqd: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill() // by PID, only our own child
-			<-p.done
-		}
-	})
-	select {
-	case p.addr = <-p.stderr.addrCh:
-	case <-p.done:
-		t.Fatalf("nsqd exited at start-up (%v):\n%s", p.err, p.stderr)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no 'INFO: TCP: listening on' line within 10s:\n%s", p.stderr)
-	}
+	p := &proc{Proc: daemons.Start(t, daemons.Cmd{Name: "nsqd", Bin: bin, Args: args, Quiet: true})}
+	p.addr = p.WaitListening(t, 10*time.Second, "TCP")[0]
 	return p
 }
 
-// stop sends sig and expects a graceful exit: status 0 within 15s and
-// "INFO: NSQ: bye" as the last log line.
+// stop sends sig and expects a graceful exit: status 0 within 15s (D-CLI-61,
+// Q-16) and "INFO: NSQ: bye" as the last log line.
 func (p *proc) stop(t *testing.T, sig os.Signal) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v: %v", sig, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("nsqd still running 15s after %v:\n%s", sig, p.stderr)
-	}
-	if p.err != nil {
-		t.Errorf("nsqd exit after %v: %v, want exit status 0 (D-CLI-61, Q-16)", sig, p.err)
-	}
-	out := strings.TrimRight(p.stderr.String(), "\n")
+	p.Stop(t, sig, 15*time.Second)
+	out := strings.TrimRight(p.Output(), "\n")
 	last := out[strings.LastIndexByte(out, '\n')+1:]
 	if !strings.HasSuffix(last, "INFO: NSQ: bye") {
 		t.Errorf("last log line after %v is %q, want \"... INFO: NSQ: bye\"; log:\n%s", sig, last, out)
@@ -409,7 +301,7 @@ func testRestart(t *testing.T, sig syscall.Signal) {
 				}
 			}
 			sort.Strings(missing)
-			t.Fatalf("%d of %d messages not delivered after restart: %v\nlog of first run:\n%s", len(missing), len(want), missing, p1.stderr)
+			t.Fatalf("%d of %d messages not delivered after restart: %v\nlog of first run:\n%s", len(missing), len(want), missing, p1.Output())
 		}
 	}
 	// catch stray duplicates

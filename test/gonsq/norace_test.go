@@ -1,5 +1,0 @@
-//go:build !race
-
-package gonsq
-
-const raceEnabled = false
