@@ -244,9 +244,7 @@ func benchExecLine(b *testing.B, p *protocolV2, c *clientV2) {
 		b.Fatal(err)
 	}
 	line = line[:len(line)-1]
-	params := bytes.Split(line, separatorBytes)
-	p.nsqd.logf(lg.DEBUG, "PROTOCOL(V2): [%s] %s", c, line)
-	resp, err := p.exec(c, params)
+	resp, err := p.execLine(c, line)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -410,9 +410,10 @@ func (c *Channel) RemoveClient(clientID int64) {
 // StartInFlightTimeout records m as sent to clientID, due back by timeout.
 func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.Duration) error {
 	now := time.Now()
+	due := now.Add(timeout).UnixNano()
 	m.clientID = clientID
 	m.deliveredAt = now
-	m.pri = now.Add(timeout).UnixNano()
+	m.pri = due // m.pri belongs to the heap (and TOUCH) once pushed
 
 	c.inFlightMutex.Lock()
 	if _, ok := c.inFlightMessages[m.ID]; ok {
@@ -422,7 +423,7 @@ func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.
 	c.inFlightMessages[m.ID] = m
 	c.inFlightPQ.Push(m)
 	c.inFlightMutex.Unlock()
-	c.noteDue(m.pri)
+	c.noteDue(due)
 	return nil
 }
 

@@ -23,16 +23,20 @@ import (
 //
 // in both directions. c.reader and c.writer always sit on top; the layers
 // below them are recorded here so that later swaps (a new output buffer
-// size, the next upgrade) stack on the right stream.
+// size, the next upgrade) stack on the right stream. At the bottom of the
+// write side, sock (socketWriter, client_v2.go) writes to the socket or to
+// TLS and sets the write deadline whenever bytes go out.
 type connLayers struct {
 	// readSrc is the stream c.reader reads from; nil means the socket.
 	// Owned by the IOLoop goroutine (which also owns c.reader).
 	readSrc io.Reader
-	// writeDst is the stream c.writer writes to; nil means the socket.
+	// writeDst is the stream c.writer writes to; nil means sock.
 	// compressor is non-nil once snappy or deflate is on; it must be
-	// flushed after c.writer. Both are guarded by writeLock.
+	// flushed after c.writer. sock writes to the socket, or to TLS once
+	// upgraded. All three are guarded by writeLock.
 	writeDst   io.Writer
 	compressor *compressWriter
+	sock       socketWriter
 
 	// for /stats (D-HTTP-21, D-TLS-03); set once, read from any goroutine
 	tlsConnState atomic.Pointer[tls.ConnectionState]
@@ -80,7 +84,7 @@ func (c *clientV2) writeTarget() io.Writer {
 	if c.writeDst != nil {
 		return c.writeDst
 	}
-	return c.Conn
+	return &c.sock
 }
 
 // flushLocked pushes the output buffer, and the compressor below it, onto
@@ -196,14 +200,17 @@ func (c *clientV2) upgradeTLSLocked() error {
 	err := tlsConn.Handshake()
 	// the IOLoop and the writers set their own deadlines from here on
 	c.Conn.SetDeadline(time.Time{})
+	c.readDeadline.forget()
+	c.sock.deadline.forget()
 	if err != nil {
 		return err
 	}
 	state := tlsConn.ConnectionState()
 	c.readSrc = tlsConn
 	c.reader = bufio.NewReaderSize(tlsConn, defaultBufferSize)
-	c.writeDst = tlsConn
-	c.writer = bufio.NewWriterSize(tlsConn, c.outputBufferSize)
+	// under the output buffer: sock, now writing TLS records
+	c.sock.w = tlsConn
+	c.writer = bufio.NewWriterSize(c.writeTarget(), c.outputBufferSize)
 	c.tlsConnState.Store(&state)
 	return nil
 }

@@ -45,11 +45,15 @@ func newGUIDFactory(nodeID int64) *guidFactory {
 
 // next returns a new ID or an error when the clock went backwards or the
 // tick's 4096 sequence numbers are used up; callers retry after a pause.
-func (f *guidFactory) next() (guid, error) {
+func (f *guidFactory) next() (guid, error) { return f.nextAt(time.Now().UnixNano()) }
+
+// nextAt is next for a clock reading the caller already has (unix ns): a
+// publish reads the clock once for the ID and the message timestamp.
+func (f *guidFactory) nextAt(now int64) (guid, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 
-	ts := time.Now().UnixNano() >> 20
+	ts := now >> 20
 	if ts < f.lastTimestamp {
 		return 0, errTimeBackwards
 	}

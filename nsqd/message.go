@@ -85,6 +85,11 @@ func NewMessage(id MessageID, body []byte) *Message {
 	return &Message{ID: id, Body: body, Timestamp: time.Now().UnixNano()}
 }
 
+// NewMessageAt is NewMessage with the timestamp (unix ns) given.
+func NewMessageAt(id MessageID, body []byte, ts int64) *Message {
+	return &Message{ID: id, Body: body, Timestamp: ts}
+}
+
 // copyForChannel returns a message that shares the body (never mutated) but
 // has its own bookkeeping, for fan-out to a further channel.
 func (m *Message) copyForChannel() *Message {

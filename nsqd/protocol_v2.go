@@ -15,7 +15,6 @@ import (
 )
 
 var (
-	separatorBytes = []byte(" ")
 	heartbeatBytes = []byte("_heartbeat_")
 	okBytes        = []byte("OK")
 	closeWaitBytes = []byte("CLOSE_WAIT")
@@ -58,10 +57,10 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 			}
 			unflushed = false
 		}
-		if c.heartbeatInterval > 0 {
-			c.SetReadDeadline(time.Now().Add(c.heartbeatInterval * 2))
-		} else {
-			c.SetReadDeadline(time.Time{})
+		// two missed heartbeats disconnect (D-TCP-08), moved lazily
+		// (lazyDeadline in client_v2.go)
+		if d, ok := c.readDeadline.next(c.heartbeatInterval * 2); ok {
+			c.SetReadDeadline(d)
 		}
 
 		var line []byte
@@ -78,12 +77,9 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
 		}
-		params := bytes.Split(line, separatorBytes)
-
-		p.nsqd.logf(lg.DEBUG, "PROTOCOL(V2): [%s] %s", c, line)
 
 		var response []byte
-		response, err = p.exec(c, params)
+		response, err = p.execLine(c, line)
 		if err != nil {
 			var cerr *protocol.ClientError
 			if !errors.As(err, &cerr) {
@@ -127,34 +123,65 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 	return err
 }
 
+// execLine executes one command line (without its line ending).
+func (p *protocolV2) execLine(c *clientV2, line []byte) ([]byte, error) {
+	params := c.splitParams(line)
+	// checked first: logf's arguments would box line even with DEBUG off
+	if p.nsqd.logLevel.Load() <= lg.DEBUG {
+		p.nsqd.logf(lg.DEBUG, "PROTOCOL(V2): [%s] %s", c, line)
+	}
+	return p.exec(c, params)
+}
+
+// splitParams splits line at every space, like bytes.Split(line, " ")
+// (empty parameters included, each capped at its length), into c's reused
+// slice. The result and its elements (which point into the reader's
+// buffer) are valid only until the next command is read: handlers copy
+// what they keep (names become strings, errors are formatted at once).
+func (c *clientV2) splitParams(line []byte) [][]byte {
+	params := c.params[:0]
+	for {
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			break
+		}
+		params = append(params, line[:i:i])
+		line = line[i+1:]
+	}
+	params = append(params, line[:len(line):len(line)])
+	c.params = params
+	return params
+}
+
 func (p *protocolV2) exec(c *clientV2, params [][]byte) ([]byte, error) {
 	if err := p.enforceTLSPolicy(c, params[0]); err != nil { // tls.go
 		return nil, err
 	}
-	switch {
-	case bytes.Equal(params[0], []byte("FIN")):
+	// the string conversion in a switch does not allocate
+	switch string(params[0]) {
+	case "FIN":
 		return p.FIN(c, params)
-	case bytes.Equal(params[0], []byte("RDY")):
+	case "RDY":
 		return p.RDY(c, params)
-	case bytes.Equal(params[0], []byte("REQ")):
+	case "REQ":
 		return p.REQ(c, params)
-	case bytes.Equal(params[0], []byte("PUB")):
+	case "PUB":
 		return p.PUB(c, params)
-	case bytes.Equal(params[0], []byte("MPUB")):
+	case "MPUB":
 		return p.MPUB(c, params)
-	case bytes.Equal(params[0], []byte("DPUB")):
+	case "DPUB":
 		return p.DPUB(c, params)
-	case bytes.Equal(params[0], []byte("NOP")):
+	case "NOP":
 		return nil, nil
-	case bytes.Equal(params[0], []byte("TOUCH")):
+	case "TOUCH":
 		return p.TOUCH(c, params)
-	case bytes.Equal(params[0], []byte("SUB")):
+	case "SUB":
 		return p.SUB(c, params)
-	case bytes.Equal(params[0], []byte("CLS")):
+	case "CLS":
 		return p.CLS(c, params)
-	case bytes.Equal(params[0], []byte("IDENTIFY")):
+	case "IDENTIFY":
 		return p.IDENTIFY(c, params)
-	case bytes.Equal(params[0], []byte("AUTH")):
+	case "AUTH":
 		return p.AUTH(c, params)
 	}
 	return nil, fatal("E_INVALID", "invalid command %s", params[0])
@@ -533,7 +560,9 @@ func (p *protocolV2) FIN(c *clientV2, params [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := c.channel.FinishMessage(c.ID, id); err != nil {
-		return nil, nonFatal("E_FIN_FAILED", "FIN %s failed %s", id[:], err)
+		// a string copy: formatting id[:] would move id to the heap on
+		// every FIN, not just this error path
+		return nil, nonFatal("E_FIN_FAILED", "FIN %s failed %s", string(id[:]), err)
 	}
 	c.finishedMessage()
 	return nil, nil
@@ -564,7 +593,7 @@ func (p *protocolV2) REQ(c *clientV2, params [][]byte) ([]byte, error) {
 		timeout = clamped
 	}
 	if err := c.channel.RequeueMessage(c.ID, id, timeout); err != nil {
-		return nil, nonFatal("E_REQ_FAILED", "REQ %s failed %s", id[:], err)
+		return nil, nonFatal("E_REQ_FAILED", "REQ %s failed %s", string(id[:]), err)
 	}
 	c.requeuedMessage()
 	return nil, nil
@@ -582,7 +611,7 @@ func (p *protocolV2) TOUCH(c *clientV2, params [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := c.channel.TouchMessage(c.ID, id, c.msgTimeout); err != nil {
-		return nil, nonFatal("E_TOUCH_FAILED", "TOUCH %s failed %s", id[:], err)
+		return nil, nonFatal("E_TOUCH_FAILED", "TOUCH %s failed %s", string(id[:]), err)
 	}
 	return nil, nil
 }
@@ -593,6 +622,31 @@ func (p *protocolV2) CLS(c *clientV2, params [][]byte) ([]byte, error) {
 	}
 	c.startClose()
 	return closeWaitBytes, nil
+}
+
+// pubTopicName returns a PUB/DPUB/MPUB topic name as a string and whether
+// it is valid (D-NAME-01). The last topic published to is remembered
+// (pubTopic): a producer mostly publishes to one topic, and then the name
+// is neither copied nor checked again.
+func (c *clientV2) pubTopicName(b []byte) (string, bool) {
+	if t := c.lastPubTopic; t != nil && string(b) == t.name {
+		return t.name, true
+	}
+	name := string(b)
+	return name, protocol.IsValidTopicName(name)
+}
+
+// pubTopic is GetTopic for PUB/DPUB/MPUB, with the connection's last topic
+// remembered: it skips nsqd's topic map and lock. A remembered topic that
+// is exiting (deleted) is looked up again, as GetTopic would (it may
+// return the same exiting topic, or a new one once it is gone).
+func (p *protocolV2) pubTopic(c *clientV2, name string) *Topic {
+	if t := c.lastPubTopic; t != nil && t.name == name && !t.Exiting() {
+		return t
+	}
+	t := p.nsqd.GetTopic(name)
+	c.lastPubTopic = t
+	return t
 }
 
 // readMessageBody reads [int32 size][body] for PUB/DPUB, checking the size
@@ -620,8 +674,8 @@ func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if len(params) < 2 {
 		return nil, fatal("E_INVALID", "PUB insufficient number of parameters")
 	}
-	topicName := string(params[1])
-	if !protocol.IsValidTopicName(topicName) {
+	topicName, ok := c.pubTopicName(params[1])
+	if !ok {
 		return nil, fatal("E_BAD_TOPIC", "PUB topic name %q is not valid", topicName)
 	}
 	body, err := p.readMessageBody(c, "PUB")
@@ -631,7 +685,7 @@ func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if err := p.checkAuth(c, "PUB", topicName, ""); err != nil {
 		return nil, err
 	}
-	topic := p.nsqd.GetTopic(topicName)
+	topic := p.pubTopic(c, topicName)
 	msg := NewMessage(topic.GenerateID(), body)
 	if err := topic.PutMessage(msg); err != nil {
 		return nil, fatal("E_PUB_FAILED", "PUB failed %s", err)
@@ -644,8 +698,8 @@ func (p *protocolV2) DPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if len(params) < 3 {
 		return nil, fatal("E_INVALID", "DPUB insufficient number of parameters")
 	}
-	topicName := string(params[1])
-	if !protocol.IsValidTopicName(topicName) {
+	topicName, ok := c.pubTopicName(params[1])
+	if !ok {
 		return nil, fatal("E_BAD_TOPIC", "DPUB topic name %q is not valid", topicName)
 	}
 	timeoutMs, err := protocol.ParseUint(params[2])
@@ -663,7 +717,7 @@ func (p *protocolV2) DPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if err := p.checkAuth(c, "DPUB", topicName, ""); err != nil {
 		return nil, err
 	}
-	topic := p.nsqd.GetTopic(topicName)
+	topic := p.pubTopic(c, topicName)
 	msg := NewMessage(topic.GenerateID(), body)
 	msg.deferred = time.Duration(timeoutMs) * time.Millisecond
 	if err := topic.PutMessage(msg); err != nil {
@@ -677,8 +731,8 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if len(params) < 2 {
 		return nil, fatal("E_INVALID", "MPUB insufficient number of parameters")
 	}
-	topicName := string(params[1])
-	if !protocol.IsValidTopicName(topicName) {
+	topicName, ok := c.pubTopicName(params[1])
+	if !ok {
 		// the code repeats in the text, as in NSQ
 		return nil, fatal("E_BAD_TOPIC", "E_BAD_TOPIC MPUB topic name %q is not valid", topicName)
 	}
@@ -697,7 +751,7 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 		return nil, fatal("E_BAD_BODY", "MPUB body too big %d > %d", bodyLen, opts.MaxBodySize)
 	}
 
-	topic := p.nsqd.GetTopic(topicName)
+	topic := p.pubTopic(c, topicName)
 	msgs, cerr := readMPUB(c.reader, topic, opts.MaxMsgSize, opts.MaxBodySize)
 	if cerr != nil {
 		return nil, cerr

@@ -1,0 +1,182 @@
+package nsqd
+
+// Tests of the per-command hot path's internals (docs/performance.md):
+// parameter splitting, the DEBUG guard, lazy deadlines and the write stack.
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ournsq/nsq/internal/lg"
+)
+
+// hotpathNSQD is an nsqd that logs nothing, for calling handlers directly.
+func hotpathNSQD(t *testing.T, level lg.LogLevel) *NSQD {
+	t.Helper()
+	opts := NewOptions()
+	opts.TCPAddress = "127.0.0.1:0"
+	opts.HTTPAddress = "127.0.0.1:0"
+	opts.DataPath = t.TempDir()
+	opts.Logger = lg.NilLogger{}
+	opts.LogLevel = level
+	n, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.Main()
+	t.Cleanup(n.Exit)
+	return n
+}
+
+func TestSplitParamsMatchesBytesSplit(t *testing.T) {
+	c := &clientV2{}
+	c.params = c.paramsArr[:0]
+	for _, line := range []string{
+		"", " ", "  ", "NOP", "FIN 0123456789abcdef", "SUB t ch", "RDY  1", " RDY", "RDY ",
+		"a b c d e f g h i j k l", // more than paramsArr holds
+		"REQ 0123456789abcdef 0",
+	} {
+		got := c.splitParams([]byte(line))
+		want := bytes.Split([]byte(line), []byte(" "))
+		if len(got) != len(want) {
+			t.Fatalf("splitParams(%q) = %q, want %q", line, got, want)
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) || cap(got[i]) != len(got[i]) {
+				t.Fatalf("splitParams(%q)[%d] = %q (cap %d), want %q", line, i, got[i], cap(got[i]), want[i])
+			}
+		}
+	}
+	line := []byte("REQ 0123456789abcdef 1000")
+	if n := testing.AllocsPerRun(100, func() { c.splitParams(line) }); n != 0 {
+		t.Fatalf("splitParams allocates %v times per command", n)
+	}
+}
+
+// A command costs no allocation of its own: no params slice, no boxing for
+// a DEBUG line that is not written.
+func TestExecLineDoesNotAllocate(t *testing.T) {
+	n := hotpathNSQD(t, lg.INFO)
+	c := newClientV2(1, benchConn{}, n)
+	p := &protocolV2{nsqd: n}
+	line := []byte("NOP")
+	if allocs := testing.AllocsPerRun(100, func() {
+		if _, err := p.execLine(c, line); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Fatalf("NOP allocates %v times", allocs)
+	}
+}
+
+func TestLazyDeadline(t *testing.T) {
+	var d lazyDeadline
+	d.forget()
+	// heartbeats off: the deadline left on the connection is cleared once
+	if dl, ok := d.next(0); !ok || !dl.IsZero() {
+		t.Fatalf("next(0) after forget = %v, %v; want a zero deadline", dl, ok)
+	}
+	if _, ok := d.next(0); ok {
+		t.Fatal("next(0) clears again")
+	}
+	const timeout = time.Second
+	before := time.Now()
+	dl, ok := d.next(timeout)
+	if !ok || dl.Before(before.Add(timeout+deadlineSlack)) {
+		t.Fatalf("next(%v) = %v, %v; want >= %v", timeout, dl, ok, before.Add(timeout+deadlineSlack))
+	}
+	// within deadlineSlack the deadline in place still leaves >= timeout
+	if _, ok := d.next(timeout); ok {
+		t.Fatal("deadline moved again at once")
+	}
+	if time.Until(dl) < timeout {
+		t.Fatal("deadline in place is less than timeout away")
+	}
+	// a new timeout (IDENTIFY) moves it at once
+	if dl2, ok := d.next(2 * timeout); !ok || dl2.Before(before.Add(2*timeout)) {
+		t.Fatalf("next(2s) = %v, %v", dl2, ok)
+	}
+	time.Sleep(deadlineSlack)
+	if _, ok := d.next(2 * timeout); !ok {
+		t.Fatalf("deadline not moved after %v", deadlineSlack)
+	}
+	if dl, ok := d.next(0); !ok || !dl.IsZero() {
+		t.Fatal("heartbeats turned off: deadline not cleared")
+	}
+	d.forget()
+	if _, ok := d.next(timeout); !ok {
+		t.Fatal("next after forget did not set the deadline")
+	}
+}
+
+// deadlineConn records write deadlines and the writes they preceded.
+type deadlineConn struct {
+	benchConn
+	deadlines []time.Time
+	writes    int
+	out       bytes.Buffer
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines = append(c.deadlines, t)
+	return nil
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.out.Write(p)
+}
+
+// Buffered message frames touch neither the socket nor its deadline; the
+// deadline is set before bytes go out, and not for an empty flush.
+func TestWriteDeadlineOnlyWhenWriting(t *testing.T) {
+	n := hotpathNSQD(t, lg.INFO)
+	conn := &deadlineConn{}
+	c := newClientV2(1, conn, n)
+	m := NewMessage(guid(1).Hex(), []byte("body"))
+	for i := 0; i < 10; i++ {
+		if err := c.writeMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(conn.deadlines) != 0 || conn.writes != 0 {
+		t.Fatalf("buffered frames: %d deadlines, %d writes", len(conn.deadlines), conn.writes)
+	}
+	start := time.Now()
+	if err := c.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(conn.deadlines) != 1 || conn.writes != 1 {
+		t.Fatalf("flush: %d deadlines, %d writes", len(conn.deadlines), conn.writes)
+	}
+	if conn.deadlines[0].Before(start.Add(c.writeTimeout)) {
+		t.Fatalf("write deadline %v is less than %v away", conn.deadlines[0], c.writeTimeout)
+	}
+	if err := c.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(conn.deadlines) != 1 || conn.writes != 1 {
+		t.Fatalf("empty flush: %d deadlines, %d writes", len(conn.deadlines), conn.writes)
+	}
+	// the frames are the wire's
+	r := bufio.NewReader(&conn.out)
+	for i := 0; i < 10; i++ {
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, int(hdr[3])-4)
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[7] != byte(frameTypeMessage) || !bytes.HasSuffix(body, []byte("body")) {
+			t.Fatalf("frame %d: %x %q", i, hdr, body)
+		}
+	}
+}
+
+var _ net.Conn = (*deadlineConn)(nil)
