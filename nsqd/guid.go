@@ -89,3 +89,12 @@ func (g guid) Hex() MessageID {
 	hex.Encode(id[:], b[:])
 	return id
 }
+
+// GenerateIDAt is GenerateID for a clock reading the caller already has
+// (unix ns); when that tick's IDs are used up it falls back to GenerateID.
+func (t *Topic) GenerateIDAt(now int64) MessageID {
+	if id, err := t.idFactory.nextAt(now); err == nil {
+		return id.Hex()
+	}
+	return t.GenerateID()
+}

@@ -178,7 +178,7 @@ func (s *httpServer) doPUB(w http.ResponseWriter, req *http.Request, ps httprout
 		deferred = time.Duration(di) * time.Millisecond
 	}
 
-	msg := NewMessage(topic.GenerateID(), body)
+	msg := newMessageFor(topic, body)
 	msg.deferred = deferred
 	if err := topic.PutMessage(msg); err != nil {
 		return nil, putError(err)
@@ -258,7 +258,7 @@ func readTextMPUB(body io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) (
 			return nil, httpErr(413, "MSG_TOO_BIG")
 		}
 		if len(line) > 0 {
-			msgs = append(msgs, NewMessage(topic.GenerateID(), line))
+			msgs = append(msgs, newMessageFor(topic, line))
 		}
 		if err == io.EOF {
 			return msgs, nil
