@@ -34,12 +34,18 @@
 #
 # Usage: bench/scenarios.sh [--rounds=3] [--runfor=5s] [--drain=600000]
 #                           [--mem-queue-sizes="10000 0"] [--only="pub1 drain4"]
-#                           [--warmup=1s] [--nsqd=PATH]
+#                           [--warmup=1s] [--nsqd=PATH] [--topic-only]
 #                           [--tcp-port=24150] [--http-port=24151]
 #
 #   --warmup  latency samples of the first --warmup of each lat_* run are
 #             dropped (must be shorter than --runfor)
 #   --nsqd    nsqd binary to measure (default: build ./apps/nsqd)
+#   --topic-only
+#             the publish scenarios (pub*, mpub*, http*) publish to a topic
+#             with no channel, as NSQ's own bench.sh does against v1.3.0
+#             (its /create_channel call is a route v1.x no longer has), so
+#             messages stay in the topic's queue; by default the channel
+#             ch exists and, having no consumer, takes a copy of each
 set -euo pipefail
 
 rounds=3
@@ -48,6 +54,7 @@ drain=600000
 memqs="10000 0"
 only="pub1 pub4 mpub1 mpub4 drain1 drain4 httppub4 httpmpub4 fanout10 req0 req10 lat_off lat_on"
 warmup=1s
+topic_only=
 nsqd=
 tcp_port=24150
 http_port=24151
@@ -59,6 +66,7 @@ for arg in "$@"; do
 	--mem-queue-sizes=*) memqs=${arg#*=} ;;
 	--only=*) only=${arg#*=} ;;
 	--warmup=*) warmup=${arg#*=} ;;
+	--topic-only) topic_only=1 ;;
 	--nsqd=*) nsqd=${arg#*=} ;;
 	--tcp-port=*) tcp_port=${arg#*=} ;;
 	--http-port=*) http_port=${arg#*=} ;;
@@ -124,7 +132,9 @@ start_nsqd() { # mem-queue-size scenario
 		sleep 0.05
 	done
 	curl -fs -X POST "http://$http/topic/create?topic=sub_bench" >/dev/null
-	if [ "$2" = fanout10 ]; then
+	if [ -n "$topic_only" ] && case "$2" in pub* | mpub* | http*) true ;; *) false ;; esac then
+		: # no channel: the topic keeps what is published
+	elif [ "$2" = fanout10 ]; then
 		for c in $(seq 0 9); do
 			curl -fs -X POST "http://$http/channel/create?topic=sub_bench&channel=ch$c" >/dev/null
 		done

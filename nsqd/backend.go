@@ -15,8 +15,8 @@ type BackendQueue interface {
 // newDiskBackend opens (or creates) the go-diskqueue for name under the data
 // path, after crash recovery, wrapped so that unfinished messages survive a
 // crash (backend_disk.go, backend_recover.go). Records are the disk format
-// of message.go, so the accepted size range is widened by the largest
-// header we write. A queue with no files yet is opened only when its first
+// of message.go and message_batch.go, so the accepted size range goes up
+// to the largest batch we write (diskRecordLimit). A queue with no files yet is opened only when its first
 // record is written (backend_lazy.go).
 func newDiskBackend(n *NSQD, name string) BackendQueue {
 	opts := n.getOpts()
@@ -27,7 +27,7 @@ func newDiskBackend(n *NSQD, name string) BackendQueue {
 			opts.DataPath,
 			opts.MaxBytesPerFile,
 			int32(legacyHeaderLength),
-			int32(opts.MaxMsgSize)+diskHeaderLengthV1,
+			diskRecordLimit(opts.MaxMsgSize, opts.MaxBodySize),
 			opts.SyncEvery,
 			opts.SyncTimeout,
 			n.logf,
@@ -36,8 +36,15 @@ func newDiskBackend(n *NSQD, name string) BackendQueue {
 	if isNewQueue(dqFiles{dir: opts.DataPath, name: name}) {
 		return newLazyDiskBackend(open)
 	}
-	return open(make(chan []byte))
+	return open(make(chan []byte, readChanBuffer))
 }
+
+// readChanBuffer is how many messages a disk queue's forwarder may have
+// waiting in its ReadChan, for its consumers to take one after the other
+// (Depth counts them; Close and Empty take them back). Drains through
+// disk measured 360k msg/s unbuffered, ~600k with 32, no better with 64
+// to 1024; every queue allocates it (24 bytes per message slot).
+const readChanBuffer = 32
 
 // channelBackendName is the diskqueue name of a channel (D-DISK-01).
 func channelBackendName(topicName, channelName string) string {
@@ -74,4 +81,22 @@ func backendIsEmpty(bq BackendQueue) bool {
 // writeMessageToBackend persists m; deliverAt (unix ns) keeps a deferral.
 func writeMessageToBackend(m *Message, deliverAt int64, bq BackendQueue) error {
 	return bq.Put(m.encodeDisk(deliverAt))
+}
+
+// writeMessagesToBackend persists msgs (none deferred), a disk queue as
+// few batch records (message_batch.go), any other backend one record each.
+// It returns how many messages, from the first, were written.
+func writeMessagesToBackend(msgs []*Message, bq BackendQueue) (int, error) {
+	switch q := bq.(type) {
+	case *diskBackend:
+		return q.putMessages(msgs)
+	case *lazyDiskBackend:
+		return q.putMessages(msgs)
+	}
+	for i, m := range msgs {
+		if err := writeMessageToBackend(m, 0, bq); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
 }

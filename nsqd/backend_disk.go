@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/bits"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -37,11 +38,22 @@ import (
 //
 // Goroutines and state: a forwarder goroutine is the only reader of
 // go-diskqueue's ReadChan; it computes each record's position, registers
-// it as pending and offers it on our own ReadChan (one record at most is
-// held that way; Depth counts it). Put is serialised by wmu, which also
-// guards the mirror of go-diskqueue's write position (used to link each new
-// segment as soon as it exists). mu guards the pending records, the cursor
-// file and the holds. Lock order: wmu before mu.
+// it as pending and offers its messages on our own ReadChan: the record
+// itself, or one by one the embedded records of a batch record
+// (message_batch.go), each a sub-slice of it. The messages of one record
+// at most are held that way; Depth counts them. Put is serialised by wmu,
+// which also guards the mirror of go-diskqueue's write position (used to
+// link each new segment as soon as it exists). mu guards the pending
+// records, the cursor file and the holds. Lock order: wmu before mu.
+//
+// Messages, not records: go-diskqueue counts records, a batch record holds
+// several messages. extraQ is what the batch records in go-diskqueue add
+// to its count (the sum of count-1), extraPending the same for the pending
+// records. Both are written to the cursor file with the write position
+// they are valid for, so that crash recovery can count the messages
+// without reading the whole queue (backend_recover.go). A batch record is
+// finished when all its messages are; after a crash all of them come
+// again.
 type diskBackend struct {
 	dq              diskqueue.Interface
 	files           dqFiles
@@ -50,7 +62,9 @@ type diskBackend struct {
 	logf            func(lg.LogLevel, string, ...interface{})
 
 	readChan chan []byte
-	holding  atomic.Bool // the forwarder holds a record (counted by Depth)
+	holding  atomic.Bool  // the forwarder holds messages (counted by Depth)
+	extraQ   atomic.Int64 // messages - records of the batch records in go-diskqueue; changed under mu
+	skipQ    atomic.Int64 // messages of the first record already delivered (skipN until it is read)
 	depthReq chan chan int64
 	ctl      chan fwdCtl
 	fwdDone  chan struct{}
@@ -64,33 +78,41 @@ type diskBackend struct {
 	pinning        bool // false: plain go-diskqueue behaviour
 	starting       bool // pinning, but the cursor file could not be made yet
 	lastStart      time.Time
-	next           dqPos    // position of the next record the forwarder receives
+	next           dqPos // position of the next record the forwarder receives
+	wClaim         dqPos // end of the last record Put (or being Put)
+	extraPending   int64 // messages - records of pending[head:]
+	skipAt         dqPos // a clean shutdown had delivered the first skipN
+	skipN          int64 // messages of the record at skipAt already
+	persistedSt    cursorState
 	nextFile       *os.File // segment next.file, opened through its hold
 	pending        []pin    // records handed over, in read order; pending[head:] is live
 	head           int
 	base           uint64 // seq of pending[head]; base+live == nextSeq
 	nextSeq        uint64
-	byPtr          map[*byte]uint64
+	claimMu        sync.Mutex // guards unclaimed; taken after mu
+	unclaimed      claimList  // records with messages handed out and not claimed yet
 	cursorFile     *os.File
 	cursorGen      uint64
-	persisted      dqPos
 	persistT       *time.Timer // runs persistLater
 	persistPending bool        // persistT is armed
 	holdFloor      int64       // segments below have no hold
 	rbuf           []byte      // read-ahead of segment next.file from rbufOff (locate)
+	encBuf         []byte      // putMessages' encoding buffer (under wmu)
 	rbufOff        int64
 	dropped        int64 // pins given up because they were too old
 	pinLimit       int64 // segments (maxPinnedBytes, minPinnedSegments)
 }
 
 type pin struct {
-	pos  dqPos
-	done bool
+	pos   dqPos
+	ref   *diskRef // its messages' claim; the record is done when it is released
+	extra int32    // messages - 1
+	done  bool
 }
 
 type fwdCtl struct {
 	op    int
-	reply chan []byte
+	reply chan [][]byte
 }
 
 const (
@@ -130,13 +152,12 @@ func openDiskBackendOn(readChan chan []byte, name, dataPath string, maxBytesPerF
 		depthReq:        make(chan chan int64),
 		ctl:             make(chan fwdCtl),
 		fwdDone:         make(chan struct{}),
-		byPtr:           make(map[*byte]uint64),
 		pinning:         true,
 		pinLimit:        max(int64(minPinnedSegments), maxPinnedBytes/max(maxBytesPerFile, 1)),
 		nextSeq:         1,
 		base:            1,
 	}
-	meta, rep, err := reconcileDiskQueue(q.files, q.chk)
+	meta, mc, rep, err := reconcileDiskQueue(q.files, q.chk)
 	if err != nil {
 		// go-diskqueue still opens the queue its own way; only the
 		// crash guarantees are off
@@ -152,8 +173,13 @@ func openDiskBackendOn(readChan chan []byte, name, dataPath string, maxBytesPerF
 	q.w = meta.write
 	q.wFile.Store(meta.write.file)
 	q.next = meta.read
-	q.persisted = meta.read
+	q.wClaim = meta.write
 	q.holdFloor = meta.read.file
+	q.extraQ.Store(mc.extra)
+	if q.pinning && mc.skipN > 0 {
+		q.skipAt, q.skipN = meta.read, mc.skipN
+		q.skipQ.Store(mc.skipN)
+	}
 	if q.pinning {
 		q.mu.Lock()
 		if err := q.startPinningLocked(); err != nil {
@@ -196,8 +222,9 @@ func (q *diskBackend) startPinningLocked() error {
 		}
 	}
 	fh, err := os.OpenFile(q.files.cursor(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0600)
+	st := q.stateLocked()
 	if err == nil {
-		_, err = fh.WriteAt(encodeCursor(1, q.next), cursorSlot)
+		_, err = fh.WriteAt(encodeCursorState(1, st), cursorSlotV2)
 		if err != nil {
 			fh.Close()
 			os.Remove(q.files.cursor())
@@ -209,7 +236,7 @@ func (q *diskBackend) startPinningLocked() error {
 	}
 	q.cursorFile = fh
 	q.cursorGen = 1
-	q.persisted = q.next
+	q.persistedSt = st
 	q.holdFloor = from
 	return nil
 }
@@ -261,7 +288,13 @@ func (q *diskBackend) disablePinningLocked(cause error) {
 	q.logf(lg.ERROR, "DISKQUEUE(%s) cannot keep unfinished records across a crash, at-least-once after a crash is off for it - %s",
 		q.files.name, cause)
 	q.pinning = false
+	counted := q.cursorFile != nil && q.extraQ.Load()+q.extraPending != 0
 	q.dropPinsLocked()
+	if counted {
+		// no cursor file would tell the next start that there are no
+		// batch records; an invalid one makes it count them
+		os.WriteFile(q.files.cursor(), make([]byte, 2*cursorSlotV2), 0600)
+	}
 }
 
 // dropPinsLocked forgets every pending record and removes the cursor file
@@ -274,7 +307,10 @@ func (q *diskBackend) dropPinsLocked() {
 	q.pending = nil
 	q.head = 0
 	q.base = q.nextSeq
-	clear(q.byPtr)
+	q.extraPending = 0
+	q.claimMu.Lock()
+	q.unclaimed.reset()
+	q.claimMu.Unlock()
 	for f := q.holdFloor; f <= q.wFile.Load(); f++ {
 		os.Remove(q.files.hold(f))
 	}
@@ -288,18 +324,42 @@ func (q *diskBackend) dropPinsLocked() {
 }
 
 // ---------------------------------------------------------------------------
-// cursor file: two 32-byte slots written alternately, the valid one with
-// the higher generation wins
+// cursor file: two slots written alternately, the valid one with the
+// higher generation wins. Version 2 (written since batch records exist),
+// two 64-byte slots:
 //
-//	0  4  magic "NQc1"
+//	0  4  magic "NQc2"
 //	4  8  generation
-//	12 8  segment number
-//	20 8  offset
-//	28 4  CRC-32 (IEEE) of bytes 0..27
+//	12 8  cursor: segment number
+//	20 8  cursor: offset
+//	28 8  write end: segment number
+//	36 8  write end: offset
+//	44 8  extra: messages minus records from the cursor to the write end
+//	52 4  skip: messages of the record at the cursor that need not come
+//	      again (written by a clean shutdown that had delivered them)
+//	56 4  CRC-32 (IEEE) of bytes 0..55
+//	60 4  zero
+//
+// Version 1 (still read): two 32-byte slots, magic "NQc1", generation,
+// cursor, CRC-32 of bytes 0..27 at 28. Without a version-2 slot the
+// messages are counted from the records (backend_recover.go).
 
-const cursorSlot = 32
+const (
+	cursorSlot   = 32
+	cursorSlotV2 = 64
+)
 
-var cursorMagic = [4]byte{'N', 'Q', 'c', '1'}
+var (
+	cursorMagic   = [4]byte{'N', 'Q', 'c', '1'}
+	cursorMagicV2 = [4]byte{'N', 'Q', 'c', '2'}
+)
+
+// cursorState is what a version-2 cursor slot holds.
+type cursorState struct {
+	pos, to dqPos
+	extra   int64
+	skip    int64
+}
 
 func encodeCursor(gen uint64, p dqPos) []byte {
 	b := make([]byte, cursorSlot)
@@ -311,14 +371,55 @@ func encodeCursor(gen uint64, p dqPos) []byte {
 	return b
 }
 
+func encodeCursorState(gen uint64, st cursorState) []byte {
+	b := make([]byte, cursorSlotV2)
+	copy(b, cursorMagicV2[:])
+	binary.BigEndian.PutUint64(b[4:], gen)
+	binary.BigEndian.PutUint64(b[12:], uint64(st.pos.file))
+	binary.BigEndian.PutUint64(b[20:], uint64(st.pos.pos))
+	binary.BigEndian.PutUint64(b[28:], uint64(st.to.file))
+	binary.BigEndian.PutUint64(b[36:], uint64(st.to.pos))
+	binary.BigEndian.PutUint64(b[44:], uint64(st.extra))
+	binary.BigEndian.PutUint32(b[52:], uint32(st.skip))
+	binary.BigEndian.PutUint32(b[56:], crc32.ChecksumIEEE(b[:56]))
+	return b
+}
+
 func readCursorFile(path string) (dqPos, bool) {
+	st, _, ok := readCursorState(path)
+	return st.pos, ok
+}
+
+// readCursorState reads the cursor file; counted says the state is a
+// version-2 one (extra, to and skip are valid).
+func readCursorState(path string) (st cursorState, counted, ok bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return dqPos{}, false
+		return st, false, false
 	}
-	var best dqPos
 	var bestGen uint64
-	found := false
+	for off := 0; off+cursorSlotV2 <= len(b) && off < 2*cursorSlotV2; off += cursorSlotV2 {
+		s := b[off : off+cursorSlotV2]
+		if [4]byte(s[:4]) != cursorMagicV2 || binary.BigEndian.Uint32(s[56:]) != crc32.ChecksumIEEE(s[:56]) {
+			continue
+		}
+		gen := binary.BigEndian.Uint64(s[4:])
+		c := cursorState{
+			pos:   dqPos{int64(binary.BigEndian.Uint64(s[12:])), int64(binary.BigEndian.Uint64(s[20:]))},
+			to:    dqPos{int64(binary.BigEndian.Uint64(s[28:])), int64(binary.BigEndian.Uint64(s[36:]))},
+			extra: int64(binary.BigEndian.Uint64(s[44:])),
+			skip:  int64(binary.BigEndian.Uint32(s[52:])),
+		}
+		if c.pos.file < 0 || c.pos.pos < 0 || c.to.less(c.pos) || c.extra < 0 {
+			continue
+		}
+		if !ok || gen > bestGen {
+			st, bestGen, ok = c, gen, true
+		}
+	}
+	if ok {
+		return st, true, true
+	}
 	for off := 0; off+cursorSlot <= len(b) && off < 2*cursorSlot; off += cursorSlot {
 		s := b[off : off+cursorSlot]
 		if [4]byte(s[:4]) != cursorMagic || binary.BigEndian.Uint32(s[28:]) != crc32.ChecksumIEEE(s[:28]) {
@@ -329,11 +430,11 @@ func readCursorFile(path string) (dqPos, bool) {
 		if p.file < 0 || p.pos < 0 {
 			continue
 		}
-		if !found || gen > bestGen {
-			best, bestGen, found = p, gen, true
+		if !ok || gen > bestGen {
+			st, bestGen, ok = cursorState{pos: p}, gen, true
 		}
 	}
-	return best, found
+	return st, false, ok
 }
 
 // cursorLocked is the oldest unfinished record, or the next one to be read.
@@ -344,26 +445,39 @@ func (q *diskBackend) cursorLocked() dqPos {
 	return q.next
 }
 
-// persistCursorLocked writes the cursor if it moved and removes the holds
-// of the segments before it, after an fsync. Other writes are not synced:
-// a cursor that is older than it could be after a power failure only means
-// more messages delivered twice, while the segments it points to are still
-// there (their holds go only after a synced cursor has moved past them).
+// stateLocked is what the cursor file should say now.
+func (q *diskBackend) stateLocked() cursorState {
+	c := q.cursorLocked()
+	st := cursorState{pos: c, to: q.wClaim, extra: q.extraPending + q.extraQ.Load()}
+	if c == q.skipAt {
+		st.skip = q.skipN
+	}
+	return st
+}
+
+// persistCursorLocked writes the cursor state if it changed and removes
+// the holds of the segments before the cursor, after an fsync. Other
+// writes are not synced: a cursor that is older than it could be after a
+// power failure only means more messages delivered twice, while the
+// segments it points to are still there (their holds go only after a
+// synced cursor has moved past them); a stale write end or count only
+// means more records to count at the next start.
 func (q *diskBackend) persistCursorLocked() {
 	if q.cursorFile == nil {
 		return
 	}
-	c := q.cursorLocked()
-	if c == q.persisted {
+	st := q.stateLocked()
+	if st == q.persistedSt {
 		return
 	}
 	q.cursorGen++
-	off := int64(q.cursorGen%2) * cursorSlot
-	if _, err := q.cursorFile.WriteAt(encodeCursor(q.cursorGen, c), off); err != nil {
+	off := int64(q.cursorGen%2) * cursorSlotV2
+	if _, err := q.cursorFile.WriteAt(encodeCursorState(q.cursorGen, st), off); err != nil {
 		q.disablePinningLocked(fmt.Errorf("writing %s: %w", q.files.cursor(), err))
 		return
 	}
-	q.persisted = c
+	q.persistedSt = st
+	c := st.pos
 	if c.file > q.holdFloor {
 		if err := q.cursorFile.Sync(); err != nil {
 			q.disablePinningLocked(fmt.Errorf("syncing %s: %w", q.files.cursor(), err))
@@ -375,57 +489,115 @@ func (q *diskBackend) persistCursorLocked() {
 	}
 }
 
+// persistSoonLocked has the cursor state written within
+// cursorPersistDelay.
+func (q *diskBackend) persistSoonLocked() {
+	if q.cursorFile == nil || q.persistPending {
+		return
+	}
+	if q.persistT == nil {
+		q.persistT = time.AfterFunc(cursorPersistDelay, q.persistLater)
+	} else {
+		q.persistT.Reset(cursorPersistDelay)
+	}
+	q.persistPending = true
+}
+
 // ---------------------------------------------------------------------------
 // reading
 
-// forward moves records from go-diskqueue to our ReadChan.
+// forward moves records from go-diskqueue to our ReadChan, the messages
+// of a batch record one by one. ReadChan is buffered (readChanBuffer):
+// the forwarder fills the buffer without blocking, so that a consumer
+// takes message after message without waiting for the forwarder to be
+// scheduled in between; while the buffer is full it blocks on the send.
 func (q *diskBackend) forward() {
 	defer close(q.fwdDone)
 	src := q.dq.ReadChan()
-	var held []byte
+	var held [][]byte // messages of the last record not handed out yet
+	var buf [][]byte  // held's backing array, reused
 	paused := false
 	for {
+		// fill the buffer without blocking
+		for len(held) > 0 {
+			select {
+			case q.readChan <- held[0]:
+				held[0] = nil
+				held = held[1:]
+				continue
+			default:
+			}
+			break
+		}
+		if len(held) == 0 {
+			q.holding.Store(false)
+		}
 		var in <-chan []byte
 		var out chan []byte
-		if held != nil {
-			out = q.readChan
+		var next []byte
+		if len(held) > 0 {
+			out, next = q.readChan, held[0]
 		} else if !paused {
 			in = src
 		}
 		select {
 		case b := <-in:
-			q.received(b)
-			held = b
 			q.holding.Store(true)
-		case out <- held:
-			held = nil
-			q.holding.Store(false)
+			held = q.received(b, buf[:0])
+			buf = held[:0]
+		case out <- next:
+			held[0] = nil
+			held = held[1:]
 		case r := <-q.depthReq:
-			d := q.dq.Depth()
-			if held != nil {
-				d++
-			}
-			r <- d
+			r <- q.depthWith(int64(len(held) + len(q.readChan)))
 		case c := <-q.ctl:
 			switch c.op {
 			case fwdPause:
 				paused = true
-				c.reply <- held
-				held = nil
+				c.reply <- q.takeBack(held)
+				held, buf = nil, nil
 				q.holding.Store(false)
 			case fwdResume:
 				paused = false
 				c.reply <- nil
 			case fwdStop:
-				c.reply <- held
+				c.reply <- q.takeBack(held)
 				return
 			}
 		}
 	}
 }
 
-func (q *diskBackend) control(op int) []byte {
-	reply := make(chan []byte, 1)
+// takeBack returns the messages waiting in ReadChan's buffer (which
+// nobody takes any more) followed by held, in order.
+func (q *diskBackend) takeBack(held [][]byte) [][]byte {
+	var all [][]byte
+	for len(q.readChan) > 0 {
+		select {
+		case b := <-q.readChan:
+			all = append(all, b)
+		default:
+		}
+	}
+	if all == nil {
+		return held
+	}
+	return append(all, held...)
+}
+
+// depthWith is the number of messages queued: go-diskqueue's records, what
+// its batch records hold beyond one each, and held messages.
+func (q *diskBackend) depthWith(held int64) int64 {
+	records := q.dq.Depth()
+	d := records + held - q.skipQ.Load()
+	if e := q.extraQ.Load(); e > 0 && records > 0 {
+		d += e
+	}
+	return max(d, 0)
+}
+
+func (q *diskBackend) control(op int) [][]byte {
+	reply := make(chan [][]byte, 1)
 	select {
 	case q.ctl <- fwdCtl{op: op, reply: reply}:
 	case <-q.fwdDone:
@@ -438,37 +610,81 @@ func (q *diskBackend) control(op int) []byte {
 	return held
 }
 
-// received registers a record the forwarder took from go-diskqueue.
-func (q *diskBackend) received(b []byte) {
+// received registers a record the forwarder took from go-diskqueue and
+// returns its messages, appended to dst: the record itself, or the
+// embedded records of a batch (a batch that does not split is handed out
+// whole; its consumer cannot decode it and drops it, as any corrupt
+// record).
+func (q *diskBackend) received(b []byte, dst [][]byte) [][]byte {
+	msgs := dst
+	extra := int64(0)
+	if len(b) > 0 && b[0] == diskFormatBatch {
+		extra = recordMessages(b) - 1
+		var err error
+		if msgs, err = splitDiskBatch(b, dst); err != nil {
+			q.logf(lg.ERROR, "DISKQUEUE(%s) %s", q.files.name, err)
+			msgs = append(dst, b)
+		}
+	} else {
+		msgs = append(dst, b)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if extra != 0 {
+		q.extraQ.Add(-extra)
+	}
+	skip := q.skipQ.Load() > 0
+	if skip {
+		q.skipQ.Store(0)
+	}
 	if !q.pinning || len(b) == 0 {
-		return
+		return msgs
 	}
 	if q.starting {
 		// nothing was read before: the read position is still known
 		if err := q.retryStartLocked(true); err != nil {
 			q.disablePinningLocked(err)
-			return
+			return msgs
 		}
 	}
 	pos, err := q.locate(b)
 	if err != nil {
 		q.disablePinningLocked(err)
-		return
+		return msgs
 	}
-	seq := q.nextSeq
+	if q.next == q.wClaim && q.extraQ.Load() != 0 {
+		// every record written has been read: nothing is left to count
+		// (go-diskqueue skipped a corrupt segment, say)
+		q.extraQ.Store(0)
+	}
+	if skip {
+		if pos == q.skipAt && q.skipN < int64(len(msgs)) {
+			// a clean shutdown had delivered these (and they were
+			// written to disk again by whoever held them)
+			msgs = msgs[q.skipN:]
+		} else {
+			q.skipN = 0
+		}
+	}
+	// one claim for all the messages of the record: released by the
+	// last of them (and of their copies), it finishes the record
+	ref := &diskRef{q: q, seq: q.nextSeq}
+	ref.n.Store(int32(len(msgs)))
 	q.nextSeq++
-	q.pending = append(q.pending, pin{pos: pos})
-	q.byPtr[unsafe.SliceData(b)] = seq
+	q.pending = append(q.pending, pin{pos: pos, ref: ref, extra: int32(extra)})
+	q.extraPending += extra
+	q.claimMu.Lock()
+	q.unclaimed.add(b, ref, len(msgs))
+	q.claimMu.Unlock()
 
 	// give up pins that hold too many segments
 	limit := q.pinLimit
 	moved := false
 	for q.head < len(q.pending) && q.pending[q.head].pos.file+limit < q.next.file {
-		if !q.pending[q.head].done {
-			q.dropped++
-			if q.dropped&(q.dropped-1) == 0 { // 1, 2, 4, 8, ...
+		if left := int64(q.pending[q.head].ref.n.Load()); !q.pending[q.head].done && left > 0 {
+			before := q.dropped
+			q.dropped += left
+			if bits.Len64(uint64(before)) != bits.Len64(uint64(q.dropped)) { // 1, 2, 4, 8, ...
 				q.logf(lg.WARN, "DISKQUEUE(%s) %d unfinished messages were held more than %d segments behind the reader; no longer kept across a crash",
 					q.files.name, q.dropped, limit)
 			}
@@ -479,6 +695,7 @@ func (q *diskBackend) received(b []byte) {
 	if moved {
 		q.persistCursorLocked()
 	}
+	return msgs
 }
 
 // locate returns the position of record b that go-diskqueue has just
@@ -568,6 +785,10 @@ func (q *diskBackend) removeSpuriousBad(seg string) {
 }
 
 func (q *diskBackend) popLocked() {
+	q.extraPending -= int64(q.pending[q.head].extra)
+	if q.pending[q.head].pos == q.skipAt {
+		q.skipN = 0
+	}
 	q.head++
 	q.base++
 	if q.head == len(q.pending) {
@@ -580,24 +801,82 @@ func (q *diskBackend) popLocked() {
 	}
 }
 
-// claim returns the reference of a record received from ReadChan (nil for
-// a record that is not tracked).
+// claim returns the reference of a message received from ReadChan (nil
+// for one that is not tracked): the claim on its record that all the
+// record's messages share.
 func (q *diskBackend) claim(b []byte) *diskRef {
 	if len(b) == 0 {
 		return nil
 	}
-	q.mu.Lock()
-	seq, ok := q.byPtr[unsafe.SliceData(b)]
-	if ok {
-		delete(q.byPtr, unsafe.SliceData(b))
+	q.claimMu.Lock()
+	r := q.unclaimed.claim(b)
+	q.claimMu.Unlock()
+	return r
+}
+
+// claimList finds the record a message handed out on ReadChan belongs to:
+// the records received whose messages are not all claimed yet, oldest
+// first, each with the address range of its bytes (every message is the
+// record or a sub-slice of it; the bytes stay alive while one of them is
+// unclaimed, and Go does not move heap objects). Messages are handed out
+// in order, so a claim almost always matches the first entry.
+type claimList struct {
+	recs []claimRec
+	head int
+}
+
+type claimRec struct {
+	start, end uintptr
+	ref        *diskRef
+	left       int // messages not claimed yet
+}
+
+func bytesAddr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+func (l *claimList) add(rec []byte, ref *diskRef, msgs int) {
+	a := bytesAddr(rec)
+	l.recs = append(l.recs, claimRec{start: a, end: a + uintptr(len(rec)), ref: ref, left: msgs})
+}
+
+// find returns the index of the entry that b belongs to, or -1.
+func (l *claimList) find(b []byte) int {
+	a := bytesAddr(b)
+	for i := l.head; i < len(l.recs); i++ {
+		if r := &l.recs[i]; r.left > 0 && a >= r.start && a < r.end {
+			return i
+		}
 	}
-	q.mu.Unlock()
-	if !ok {
+	return -1
+}
+
+// claim counts message b claimed and returns its record's reference (nil
+// if it is not in the list).
+func (l *claimList) claim(b []byte) *diskRef {
+	i := l.find(b)
+	if i < 0 {
 		return nil
 	}
-	r := &diskRef{q: q, seq: seq}
-	r.n.Store(1)
-	return r
+	r := &l.recs[i]
+	ref := r.ref
+	if r.left--; r.left == 0 {
+		r.ref = nil
+		for l.head < len(l.recs) && l.recs[l.head].left == 0 {
+			l.head++
+		}
+		if l.head == len(l.recs) {
+			l.recs, l.head = l.recs[:0], 0
+		} else if l.head >= 64 && 2*l.head >= len(l.recs) {
+			n := copy(l.recs, l.recs[l.head:])
+			clear(l.recs[n:])
+			l.recs, l.head = l.recs[:n], 0
+		}
+	}
+	return ref
+}
+
+func (l *claimList) reset() {
+	clear(l.recs)
+	l.recs, l.head = l.recs[:0], 0
 }
 
 // cursorPersistDelay is how long a cursor move within one segment may wait
@@ -608,8 +887,8 @@ func (q *diskBackend) claim(b []byte) *diskRef {
 // written at once, because that is what lets the old segment's hold go.
 const cursorPersistDelay = 50 * time.Millisecond
 
-// finish marks record seq finished and moves the cursor past every finished
-// record at the front.
+// finish marks record seq finished (all its messages are) and moves the
+// cursor past every finished record at the front.
 func (q *diskBackend) finish(seq uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -629,15 +908,10 @@ func (q *diskBackend) finish(seq uint64) {
 		q.persistCursorLocked()
 		return
 	}
-	if q.persistT == nil {
-		q.persistT = time.AfterFunc(cursorPersistDelay, q.persistLater)
-	} else if !q.persistPending {
-		q.persistT.Reset(cursorPersistDelay)
-	}
-	q.persistPending = true
+	q.persistSoonLocked()
 }
 
-// persistLater writes a cursor move that finish left for later.
+// persistLater writes a cursor state that finish or Put left for later.
 func (q *diskBackend) persistLater() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -645,9 +919,10 @@ func (q *diskBackend) persistLater() {
 	q.persistCursorLocked()
 }
 
-// diskRef is a message's claim on the disk record it was read from; copies
-// of the message for several channels share it. The record is finished
-// when the last holder releases it.
+// diskRef is a message's claim on the disk record it was read from; the
+// messages of a batch record and copies of a message for several channels
+// share it (n counts them). The record is finished when the last holder
+// releases it.
 type diskRef struct {
 	q   *diskBackend
 	seq uint64
@@ -682,7 +957,7 @@ func claimRecord(bq BackendQueue, b []byte) *diskRef {
 // ---------------------------------------------------------------------------
 // BackendQueue
 
-// ReadChan is where records are read; claim each one (claimRecord).
+// ReadChan is where messages are read; claim each one (claimRecord).
 func (q *diskBackend) ReadChan() <-chan []byte { return q.readChan }
 
 // Put appends a record. The mirror of the write position follows
@@ -700,18 +975,33 @@ func (q *diskBackend) Put(data []byte) error {
 func (q *diskBackend) putLocked(data []byte) error {
 	l := int64(len(data))
 	valid := q.chk.validLength(int32(min(l, 1<<31-1)))
-	q.mu.Lock()
-	if q.pinning && q.starting {
-		q.retryStartLocked(false)
-	}
-	q.mu.Unlock()
 	if valid && q.w.pos > 0 && q.w.pos+4+l > q.maxBytesPerFile {
 		q.w = dqPos{q.w.file + 1, 0}
 		q.wFile.Store(q.w.file)
 	}
+	var extra int64
+	q.mu.Lock()
+	if q.pinning && q.starting {
+		q.retryStartLocked(false)
+	}
+	// counted before it is written: a cursor state written meanwhile
+	// claims at most a record that a crash may lose, which only makes the
+	// next start count the messages afresh
+	prevClaim := q.wClaim
+	if valid {
+		extra = recordMessages(data) - 1
+		q.wClaim = dqPos{q.w.file, q.w.pos + 4 + l}
+		q.extraQ.Add(extra)
+		q.persistSoonLocked()
+	}
+	q.mu.Unlock()
 	err := q.dq.Put(data)
 	if err != nil {
 		if valid {
+			q.mu.Lock()
+			q.wClaim = prevClaim
+			q.extraQ.Add(-extra)
+			q.mu.Unlock()
 			// a short write leaves part of a record that the next write
 			// will not fully cover; go-diskqueue reopens at q.w.pos
 			if st, serr := os.Stat(q.files.segment(q.w.file)); serr == nil && st.Size() > q.w.pos {
@@ -734,27 +1024,71 @@ func (q *diskBackend) putLocked(data []byte) error {
 	return nil
 }
 
-// Depth counts the record the forwarder holds as well.
+// putMessages writes msgs (none deferred) with as few records as
+// possible: batch records of up to the record size limit (a single
+// message as a version-1 record). Batches are written only while the
+// cursor file can count them for the next start. It returns how many
+// messages, from the first, were written.
+func (q *diskBackend) putMessages(msgs []*Message) (int, error) {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	if q.closed {
+		return 0, errors.New("exiting")
+	}
+	q.mu.Lock()
+	batch := q.cursorFile != nil
+	q.mu.Unlock()
+	done := 0
+	for done < len(msgs) {
+		n, size := 1, diskV1Size(msgs[done])
+		if batch {
+			n, size = batchFits(msgs[done:], int(q.chk.max))
+		}
+		buf := q.encBuf[:0]
+		if cap(buf) < size {
+			buf = make([]byte, 0, size)
+		}
+		rec := appendDiskRecord(buf, msgs[done:done+n])
+		if cap(rec) <= maxEncBuf {
+			q.encBuf = rec[:0] // go-diskqueue is done with it when Put returns
+		}
+		if err := q.putLocked(rec); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// maxEncBuf is the largest encoding buffer putMessages keeps for the next
+// call.
+const maxEncBuf = 256 << 10
+
+// Depth counts the messages the forwarder holds as well.
 func (q *diskBackend) Depth() int64 {
 	r := make(chan int64, 1)
 	select {
 	case q.depthReq <- r:
 		return <-r
 	case <-q.fwdDone:
-		return q.dq.Depth()
+		return q.depthWith(0)
 	}
 }
 
 // isEmpty is a cheap Depth() == 0 (no round trip to the forwarder); it
 // may be momentarily stale.
-func (q *diskBackend) isEmpty() bool { return q.dq.Depth() == 0 && !q.holding.Load() }
+func (q *diskBackend) isEmpty() bool {
+	return q.dq.Depth() == 0 && !q.holding.Load() && len(q.readChan) == 0
+}
 
 // Close closes go-diskqueue (which persists its meta file). On a clean
 // shutdown the channels have written their unfinished messages to disk
-// themselves, so nothing stays pending except the record the forwarder
-// holds: the cursor is left pointing at it, and the next start reads it
-// again first (without a cursor, or without pinning, it is put back at the
-// end of the queue instead).
+// themselves, so nothing stays pending except the messages the forwarder
+// holds: the cursor is left pointing at their record, with the number of
+// its messages handed out before (skip), and the next start reads the rest
+// first again (without a cursor, or without pinning, they are put back at
+// the end of the queue instead). While batch records are queued, the
+// cursor file stays too: it has their message count for the next start.
 func (q *diskBackend) Close() error {
 	held := q.control(fwdStop)
 	q.wmu.Lock()
@@ -764,15 +1098,38 @@ func (q *diskBackend) Close() error {
 	}
 	q.mu.Lock()
 	keep := false
-	if held != nil && q.pinning && q.cursorFile != nil {
-		if seq, ok := q.byPtr[unsafe.SliceData(held)]; ok && seq >= q.base && seq < q.nextSeq {
-			p := q.pending[q.head+int(seq-q.base)].pos
-			q.pending, q.head, q.base = []pin{{pos: p}}, 0, q.nextSeq-1
+	q.claimMu.Lock()
+	var first *diskRef
+	rest := 0 // held messages of first's record
+	if len(held) > 0 {
+		if i := q.unclaimed.find(held[0]); i >= 0 {
+			first = q.unclaimed.recs[i].ref
+			for _, m := range held {
+				if q.unclaimed.find(m) == i {
+					rest++
+				}
+			}
+		}
+	}
+	q.claimMu.Unlock()
+	if len(held) > 0 && q.pinning && q.cursorFile != nil {
+		if first != nil && first.seq >= q.base && first.seq < q.nextSeq {
+			// held starts with the rest of one record, the records
+			// after it are whole
+			seq := first.seq
+			q.pending, q.head, q.base = q.pending[q.head+int(seq-q.base):], 0, seq
+			q.extraPending = 0
+			for _, p := range q.pending {
+				q.extraPending += int64(p.extra)
+			}
+			p := q.pending[0]
+			q.skipAt, q.skipN = p.pos, int64(p.extra)+1-int64(rest)
 			keep = true
 		}
 	}
 	if !keep {
 		q.pending, q.head, q.base = nil, 0, q.nextSeq
+		q.extraPending = 0
 	}
 	// from here on a crash must not rewind past what is pending now
 	q.persistCursorLocked()
@@ -780,10 +1137,8 @@ func (q *diskBackend) Close() error {
 		q.cursorFile.Sync()
 	}
 	q.mu.Unlock()
-	if held != nil && !keep {
-		if err := q.putLocked(held); err != nil {
-			q.logf(lg.ERROR, "DISKQUEUE(%s) failed to put back a read-ahead record - %s", q.files.name, err)
-		}
+	if len(held) > 0 && !keep {
+		q.putBackLocked(held)
 	}
 	q.closed = true
 	q.wmu.Unlock()
@@ -793,9 +1148,17 @@ func (q *diskBackend) Close() error {
 	// go-diskqueue may have renamed the segment we had read to its end
 	// while closing (its reader saw EOF after a roll)
 	q.removeSpuriousBad(q.files.segment(q.next.file))
+	if st := q.stateLocked(); q.cursorFile != nil && !keep && (st.extra != 0 || st.skip != 0) {
+		// the cursor at go-diskqueue's read position, so that the
+		// next start takes the count from here
+		q.normalizeNextLocked()
+		keep = true
+	}
 	if keep && q.cursorFile != nil {
-		// the cursor and the holds from its segment on stay for the next
-		// start (reconcileDiskQueue)
+		// the cursor file and the holds from its segment on stay for the
+		// next start (reconcileDiskQueue)
+		q.persistCursorLocked()
+		q.cursorFile.Sync()
 		if q.persistT != nil {
 			q.persistT.Stop()
 			q.persistPending = false
@@ -808,6 +1171,37 @@ func (q *diskBackend) Close() error {
 	}
 	q.mu.Unlock()
 	return err
+}
+
+// putBackLocked writes messages read ahead back at the end of the queue,
+// as few records as fit.
+func (q *diskBackend) putBackLocked(held [][]byte) {
+	for len(held) > 0 {
+		n, size := 1, batchHeaderLength+batchEntryHeader+len(held[0])
+		for n < len(held) && size+batchEntryHeader+len(held[n]) <= int(q.chk.max) {
+			size += batchEntryHeader + len(held[n])
+			n++
+		}
+		rec := held[0]
+		if n > 1 {
+			rec = encodeBatchRecords(held[:n])
+		}
+		if err := q.putLocked(rec); err != nil {
+			q.logf(lg.ERROR, "DISKQUEUE(%s) failed to put back %d read-ahead messages - %s", q.files.name, n, err)
+		}
+		held = held[n:]
+	}
+}
+
+// normalizeNextLocked moves the read position from the end of a finished
+// segment to the start of the next one, where go-diskqueue has it.
+func (q *diskBackend) normalizeNextLocked() {
+	for q.next.file < q.w.file {
+		if st, err := os.Stat(q.files.segment(q.next.file)); err == nil && q.next.pos < st.Size() {
+			return
+		}
+		q.next = dqPos{q.next.file + 1, 0}
+	}
 }
 
 // Delete closes the queue without keeping anything of ours (the owner has
@@ -840,8 +1234,15 @@ func (q *diskBackend) Empty() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.pending, q.head, q.base = nil, 0, q.nextSeq
-	clear(q.byPtr)
+	q.extraPending = 0
+	q.extraQ.Store(0)
+	q.skipN = 0
+	q.skipQ.Store(0)
+	q.claimMu.Lock()
+	q.unclaimed.reset()
+	q.claimMu.Unlock()
 	q.next = q.w
+	q.wClaim = q.w
 	q.closeNextFile()
 	oldW := q.wFile.Load()
 	q.wFile.Store(q.w.file)

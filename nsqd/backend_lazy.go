@@ -26,7 +26,7 @@ type lazyDiskBackend struct {
 }
 
 func newLazyDiskBackend(open func(readChan chan []byte) *diskBackend) *lazyDiskBackend {
-	return &lazyDiskBackend{open: open, readChan: make(chan []byte)}
+	return &lazyDiskBackend{open: open, readChan: make(chan []byte, readChanBuffer)}
 }
 
 var errBackendClosed = errors.New("exiting")
@@ -56,6 +56,15 @@ func (l *lazyDiskBackend) Put(b []byte) error {
 		return err
 	}
 	return q.Put(b)
+}
+
+// putMessages is diskBackend.putMessages, opening the queue on first use.
+func (l *lazyDiskBackend) putMessages(msgs []*Message) (int, error) {
+	q, err := l.queue(true)
+	if err != nil {
+		return 0, err
+	}
+	return q.putMessages(msgs)
 }
 
 // ReadChan is valid before the queue is opened.

@@ -117,66 +117,113 @@ func writeFileDurable(path string, data []byte) error {
 
 // recordCheck says whether a record of go-diskqueue is one we could have
 // written: its length in range and, for a record with the high bit set in
-// its first byte, our v1 format marker with a non-empty body.
+// its first byte, our v1 format marker with a non-empty body or our batch
+// marker with a count its length can hold (message_batch.go).
 type recordCheck struct{ min, max int32 }
 
 func (c recordCheck) validLength(n int32) bool { return n >= c.min && n <= c.max }
 
 func (c recordCheck) validHead(n int32, first byte) bool {
-	if first&0x80 == 0 {
+	switch {
+	case first&0x80 == 0:
 		return true // NSQ's own record (D-DISK-02)
+	case first == diskFormatV1:
+		return n > diskHeaderLengthV1
+	case first == diskFormatBatch:
+		return n >= batchMinLength
 	}
-	return first == diskFormatV1 && n > diskHeaderLengthV1
+	return false
+}
+
+// validBatchCount says whether a batch record of n bytes can hold count
+// messages.
+func validBatchCount(n int32, count uint32) bool {
+	return count >= 1 && uint64(count)*batchMinEntry <= uint64(n)-batchHeaderLength
 }
 
 // scanSegment walks the records of a segment from offset from. It returns
 // the end of the last complete valid record and how many records it passed;
 // stop (if >= 0) ends the walk at that offset.
 func scanSegment(path string, from, stop int64, chk recordCheck) (end int64, n int64, err error) {
+	end, n, _, err = scanSegmentMsgs(path, from, stop, chk)
+	return end, n, err
+}
+
+// scanSegmentMsgs is scanSegment that also returns extra: how many more
+// messages than records the records passed hold (count-1 of each batch).
+// Records are skipped over with a read of their header where they are
+// larger than the read buffer.
+func scanSegmentMsgs(path string, from, stop int64, chk recordCheck) (end, n, extra int64, err error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return from, 0, err
+		return from, 0, 0, err
 	}
 	defer fh.Close()
 	st, err := fh.Stat()
 	if err != nil {
-		return from, 0, err
+		return from, 0, 0, err
 	}
 	size := st.Size()
 	if stop < 0 || stop > size {
 		stop = size
 	}
 	if _, err := fh.Seek(from, io.SeekStart); err != nil {
-		return from, 0, err
+		return from, 0, 0, err
 	}
-	r := bufio.NewReaderSize(fh, 64<<10)
+	const bufSize = 64 << 10
+	r := bufio.NewReaderSize(fh, bufSize)
 	end = from
-	var hdr [5]byte
+	var hdr [batchHeaderLength + 4]byte
 	for end < stop {
 		if stop-end < 5 {
-			return end, n, nil
+			return end, n, extra, nil
 		}
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return end, n, nil
+		if _, err := io.ReadFull(r, hdr[:5]); err != nil {
+			return end, n, extra, nil
 		}
 		l := int32(binary.BigEndian.Uint32(hdr[:4]))
 		if !chk.validLength(l) || !chk.validHead(l, hdr[4]) || end+4+int64(l) > stop {
-			return end, n, nil
+			return end, n, extra, nil
 		}
-		if _, err := r.Discard(int(l) - 1); err != nil {
-			return end, n, nil
+		rest := int(l) - 1
+		if hdr[4] == diskFormatBatch {
+			if _, err := io.ReadFull(r, hdr[5:]); err != nil {
+				return end, n, extra, nil
+			}
+			count := binary.BigEndian.Uint32(hdr[5:])
+			if !validBatchCount(l, count) {
+				return end, n, extra, nil
+			}
+			extra += int64(count) - 1
+			rest -= 4
+		}
+		if rest > bufSize {
+			// seek over it (the end is within stop <= size)
+			if _, err := fh.Seek(end+4+int64(l), io.SeekStart); err != nil {
+				return end, n, extra, nil
+			}
+			r.Reset(fh)
+		} else if _, err := r.Discard(rest); err != nil {
+			return end, n, extra, nil
 		}
 		end += 4 + int64(l)
 		n++
 	}
-	return end, n, nil
+	return end, n, extra, nil
 }
 
 // countRecords counts the records from a to b (a <= b). Segments are read
 // whole except for the two ends. A missing segment counts nothing
 // (go-diskqueue skips it too), unless strict: then it is an error.
 func countRecords(f dqFiles, a, b dqPos, chk recordCheck, strict bool) (int64, error) {
-	var total int64
+	n, _, err := countMessages(f, a, b, chk, strict)
+	return n, err
+}
+
+// countMessages is countRecords that also returns how many more messages
+// than records there are (scanSegmentMsgs).
+func countMessages(f dqFiles, a, b dqPos, chk recordCheck, strict bool) (int64, int64, error) {
+	var total, extra int64
 	for file := a.file; file <= b.file; file++ {
 		from, stop := int64(0), int64(-1)
 		if file == a.file {
@@ -192,15 +239,16 @@ func countRecords(f dqFiles, a, b dqPos, chk recordCheck, strict bool) (int64, e
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !strict {
 			continue
 		} else if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		_, n, err := scanSegment(path, from, stop, chk)
+		_, n, e, err := scanSegmentMsgs(path, from, stop, chk)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		total += n
+		extra += e
 	}
-	return total, nil
+	return total, extra, nil
 }
 
 // removeCompleteBad removes <segment>.bad for segments from..to (before the
@@ -304,8 +352,6 @@ func (r *recoveryReport) notef(format string, args ...interface{}) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
-// reconcileDiskQueue makes the meta file of queue f agree with its segments
-// and cursor (see above). It returns the reconciled state.
 // isNewQueue reports that no file of the queue exists. go-diskqueue rolls
 // past segment 0 only after a sync, which writes the meta file, and holds
 // exist only with a cursor: with none of these four, no other file of this
@@ -314,24 +360,47 @@ func isNewQueue(f dqFiles) bool {
 	return !fileExists(f.meta()) && !fileExists(f.cursor()) && !fileExists(f.segment(0)) && !fileExists(f.hold(0))
 }
 
-func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, error) {
+// reconcileDiskQueue makes the meta file of queue f agree with its segments
+// and cursor (see above). It returns the reconciled state.
+//
+// It also counts the messages (msgCount): go-diskqueue's depth counts
+// records, and a batch record holds several messages. The cursor file
+// (version 2) has the count from the cursor to the write end it was
+// written with; the records between those positions and the reconciled
+// ones are counted from their headers. Without a cursor file there are no
+// batch records to count before the last synced write position: they are
+// only written while the cursor file exists, and a shutdown with batch
+// records queued keeps it (backend_disk.go). Anything else (an old or
+// unreadable cursor file, positions that cannot be related) counts the
+// whole queue.
+func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, msgCount, recoveryReport, error) {
 	var rep recoveryReport
 	var err error
 	meta, metaErr := readDQMeta(f.meta())
 	metaOK := metaErr == nil
-	cur, curOK := readCursorFile(f.cursor())
+	cst, counted, curOK := readCursorState(f.cursor())
+	cur := cst.pos
 
 	if metaOK && !curOK {
 		// the common case: a clean shutdown, or a data path NSQ wrote;
 		// only the tail of the write segment can be off
-		if m, done, err := reconcileTail(f, meta, chk, &rep); done || err != nil {
-			return m, rep, err
+		if m, tailExtra, done, err := reconcileTail(f, meta, chk, &rep); err != nil {
+			return m, msgCount{}, rep, err
+		} else if done {
+			mc := msgCount{extra: tailExtra}
+			if fileExists(f.cursor()) {
+				// a cursor file without a valid slot: count everything
+				if _, e, err := countMessages(f, m.read, m.write, chk, false); err == nil {
+					mc.extra = e
+				}
+			}
+			return m, mc, rep, nil
 		}
 	}
 	if !metaOK && !curOK && !fileExists(f.segment(0)) && !fileExists(f.hold(0)) {
 		// A new queue (see isNewQueue). Two stats instead of a listing of
 		// the data path keep creating n channels O(n), not O(n²).
-		return dqMeta{}, rep, nil
+		return dqMeta{}, msgCount{}, rep, nil
 	}
 	if !metaOK && !errors.Is(metaErr, os.ErrNotExist) {
 		rep.notef("ignored %s", metaErr)
@@ -347,7 +416,7 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		}
 		d = probeDQ(f, lo, hi)
 	} else if d, err = listDQ(f); err != nil {
-		return meta, rep, err
+		return meta, msgCount{}, rep, err
 	}
 	sizeOf := func(n int64) int64 {
 		if s, ok := d.segments[n]; ok {
@@ -420,7 +489,7 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		}
 		if _, ok := d.segments[n]; !ok {
 			if err := os.Rename(hold, seg); err != nil {
-				return meta, rep, err
+				return meta, msgCount{}, rep, err
 			}
 			d.segments[n] = hs.Size()
 			rep.notef("restored segment %d (%d bytes)", n, hs.Size())
@@ -455,11 +524,11 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		}
 		valid, _, err := scanSegment(f.segment(last), from, -1, chk)
 		if err != nil {
-			return meta, rep, err
+			return meta, msgCount{}, rep, err
 		}
 		if size := d.segments[last]; valid < size {
 			if err := os.Truncate(f.segment(last), valid); err != nil {
-				return meta, rep, err
+				return meta, msgCount{}, rep, err
 			}
 			rep.notef("cut %d bytes of a partial or invalid record off segment %d at %d", size-valid, last, valid)
 			d.segments[last] = valid
@@ -537,13 +606,24 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 		return d, nil
 	}()
 	if err != nil {
-		return meta, rep, err
+		return meta, msgCount{}, rep, err
 	}
-	if depth < 0 {
-		depth, err = countRecords(f, start, end, chk, false)
-		if err != nil {
-			return meta, rep, err
-		}
+	extra := int64(-1)
+	if counted {
+		extra = cst.extraAt(f, start, end, chk)
+	}
+	switch {
+	case depth < 0:
+		depth, extra, err = countMessages(f, start, end, chk, false)
+	case extra < 0:
+		_, extra, err = countMessages(f, start, end, chk, false)
+	}
+	if err != nil {
+		return meta, msgCount{}, rep, err
+	}
+	mc := msgCount{extra: extra}
+	if counted && cst.skip > 0 && cst.pos == start {
+		mc.skipN = cst.skip
 	}
 	// segments before start are finished
 	for n := range d.segments {
@@ -563,10 +643,59 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 			rep.notef("no meta file -> depth=%d read=%s write=%s", out.depth, out.read, out.write)
 		}
 		if err := writeDQMeta(f, out); err != nil {
-			return meta, rep, err
+			return meta, msgCount{}, rep, err
 		}
 	}
-	return out, rep, nil
+	return out, mc, rep, nil
+}
+
+// msgCount is what reconcileDiskQueue says about messages: how many more
+// there are than records from the read position to the write end, and how
+// many messages of the first record need not come again (skip, written by
+// a clean shutdown that had delivered them).
+type msgCount struct {
+	extra, skipN int64
+}
+
+// extraAt derives the extra messages of [start, end) from the state's,
+// counting the records in between (-1 when they cannot be related).
+func (st cursorState) extraAt(f dqFiles, start, end dqPos, chk recordCheck) int64 {
+	if end.less(st.to) {
+		return -1 // records the state counted are gone (a cut tail)
+	}
+	if st.to.less(start) {
+		_, e, err := countMessages(f, start, end, chk, true)
+		if err != nil {
+			return -1
+		}
+		return e
+	}
+	e := st.extra
+	switch {
+	case start.less(st.pos):
+		_, x, err := countMessages(f, start, st.pos, chk, true)
+		if err != nil {
+			return -1
+		}
+		e += x
+	case st.pos.less(start):
+		_, x, err := countMessages(f, st.pos, start, chk, true)
+		if err != nil {
+			return -1
+		}
+		e -= x
+	}
+	if st.to.less(end) {
+		_, x, err := countMessages(f, st.to, end, chk, true)
+		if err != nil {
+			return -1
+		}
+		e += x
+	}
+	if e < 0 {
+		return -1
+	}
+	return e
 }
 
 // reconcileTail handles a meta file without a cursor: if the write segment
@@ -574,46 +703,46 @@ func reconcileDiskQueue(f dqFiles, chk recordCheck) (dqMeta, recoveryReport, err
 // If it is longer (records written after the last sync), the extra records
 // are checked and counted and the meta is rewritten. Anything else is left
 // to the full reconciliation (done=false).
-func reconcileTail(f dqFiles, meta dqMeta, chk recordCheck, rep *recoveryReport) (dqMeta, bool, error) {
+func reconcileTail(f dqFiles, meta dqMeta, chk recordCheck, rep *recoveryReport) (dqMeta, int64, bool, error) {
 	removeCompleteBad(f, meta.read.file-2, meta.read.file-1, chk, rep)
 	if meta.read.file < meta.write.file {
 		// reading at the very end of a finished segment (or in a missing
 		// one) is go-diskqueue's EOF-as-corruption case: full
 		// reconciliation moves the read position on
 		if st, err := os.Stat(f.segment(meta.read.file)); err != nil || st.Size() <= meta.read.pos {
-			return meta, false, nil
+			return meta, 0, false, nil
 		}
 	}
 	st, err := os.Stat(f.segment(meta.write.file))
 	if errors.Is(err, os.ErrNotExist) {
 		if meta.write.pos != 0 {
-			return meta, false, nil
+			return meta, 0, false, nil
 		}
 		if _, err := os.Stat(f.segment(meta.write.file + 1)); err == nil {
-			return meta, false, nil
+			return meta, 0, false, nil
 		}
-		return meta, true, nil // go-diskqueue creates it at the first write
+		return meta, 0, true, nil // go-diskqueue creates it at the first write
 	}
 	if err != nil {
-		return meta, false, err
+		return meta, 0, false, err
 	}
 	if _, err := os.Stat(f.segment(meta.write.file + 1)); err == nil {
-		return meta, false, nil // segments beyond the meta: full reconciliation
+		return meta, 0, false, nil // segments beyond the meta: full reconciliation
 	}
 	size := st.Size()
 	switch {
 	case size == meta.write.pos:
-		return meta, true, nil
+		return meta, 0, true, nil
 	case size < meta.write.pos:
-		return meta, false, nil
+		return meta, 0, false, nil
 	}
-	valid, n, err := scanSegment(f.segment(meta.write.file), meta.write.pos, -1, chk)
+	valid, n, extra, err := scanSegmentMsgs(f.segment(meta.write.file), meta.write.pos, -1, chk)
 	if err != nil {
-		return meta, false, err
+		return meta, 0, false, err
 	}
 	if valid < size {
 		if err := os.Truncate(f.segment(meta.write.file), valid); err != nil {
-			return meta, false, err
+			return meta, 0, false, err
 		}
 		rep.notef("cut %d bytes of a partial or invalid record off segment %d at %d", size-valid, meta.write.file, valid)
 	}
@@ -624,10 +753,10 @@ func reconcileTail(f dqFiles, meta dqMeta, chk recordCheck, rep *recoveryReport)
 		rep.notef("meta depth=%d write=%s -> depth=%d write=%s (%d records written after the last sync)",
 			meta.depth, meta.write, out.depth, out.write, n)
 		if err := writeDQMeta(f, out); err != nil {
-			return meta, false, err
+			return meta, 0, false, err
 		}
 	}
-	return out, true, nil
+	return out, extra, true, nil
 }
 
 func fileExists(path string) bool {

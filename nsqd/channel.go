@@ -1,6 +1,7 @@
 package nsqd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -433,6 +434,12 @@ func (c *Channel) StartDeferredTimeout(m *Message, timeout time.Duration) error 
 }
 
 func (c *Channel) deferUntil(m *Message, dueAt int64) error {
+	if m.ref != nil {
+		// a body read from disk is a slice of the whole record, which
+		// may be a batch of up to --max-body-size: a message waiting
+		// (maybe hours) for its due time keeps only its own bytes
+		m.Body = bytes.Clone(m.Body)
+	}
 	m.pri = dueAt
 	c.deferredMutex.Lock()
 	if _, ok := c.deferredMessages[m.ID]; ok {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ournsq/nsq/internal/lg"
 )
@@ -289,5 +290,32 @@ func TestTCPOverUnixSocket(t *testing.T) {
 	n.Exit()
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket file left behind: %v", err)
+	}
+}
+
+// A message read from disk shares its record's buffer, which may hold a
+// whole MPUB batch: deferring it (REQ with a timeout, a due DPUB record)
+// copies its body so that it does not keep the batch alive.
+func TestDeferredDiskMessageKeepsOnlyItsBody(t *testing.T) {
+	n := startTestNSQD(t, nil)
+	ch := n.GetTopic("defer_copy").GetChannel("c")
+	record := bytes.Repeat([]byte("x"), 64<<10)
+	m := NewMessage(MessageID{'1'}, record[100:300:300])
+	m.ref = &diskRef{} // as read from a disk queue; never released here
+	if err := ch.StartDeferredTimeout(m, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.SliceData(m.Body) == unsafe.SliceData(record[100:]) {
+		t.Fatal("a deferred disk message still points into its record")
+	}
+	if !bytes.Equal(m.Body, record[100:300]) {
+		t.Fatal("body changed")
+	}
+	mem := NewMessage(MessageID{'2'}, record[300:400:400]) // from a publisher
+	if err := ch.StartDeferredTimeout(mem, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.SliceData(mem.Body) != unsafe.SliceData(record[300:]) {
+		t.Fatal("a memory message's body is its own already: no copy needed")
 	}
 }

@@ -32,10 +32,31 @@
 // still read (as "deliver now"), which lets an existing data path be
 // taken over. A marker with another version is a corrupt record.
 //
+// Several messages that go to one queue at once (the part of an MPUB or
+// HTTP /mpub that spills over to a channel's or a topic's disk queue) are
+// one record, version 2 (message_batch.go):
+//
+//	offset  size  field
+//	0       1     format marker 0x82 (high bit set; low 7 bits = version 2)
+//	1       4     message count N >= 1, BE uint32
+//	5       ...   N entries: [4 bytes BE uint32 length L][L bytes: a version-1 record]
+//
+// A batch holds at most max(--max-msg-size + 35, --max-body-size + 64 KiB)
+// bytes, the record size limit the queues are opened with; a larger MPUB
+// is written as several records. Single messages (PUB, DPUB, requeues,
+// flushes) stay version-1 records. The reader hands the embedded records
+// out one by one, so consumers only see version-1 and legacy records.
+// Depth counts messages, not records. A batch record is finished when all
+// its messages are; after a crash all of them may come again. go-diskqueue
+// counts records, so --sync-every counts a batch as one write. This
+// nsqd's older versions (and NSQ) cannot read version 2.
+//
 // Next to go-diskqueue's files each queue has <name>.diskqueue.cursor.dat
-// (the oldest unfinished record) and, while records in it are unfinished,
-// hard links <name>.diskqueue.NNNNNN.hold to segments: crash recovery,
-// backend_disk.go, backend_recover.go and docs/robustness-crash.md.
+// (the oldest unfinished record, and how many messages more than records
+// the queue holds from there, for the depth after a restart) and, while
+// records in it are unfinished, hard links <name>.diskqueue.NNNNNN.hold to
+// segments: crash recovery, backend_disk.go, backend_recover.go and
+// docs/robustness-crash.md.
 //
 // deliver-at is what NSQ lacks: a DPUB that overflows to disk, and
 // deferred messages flushed at shutdown, keep their due time. When a client

@@ -199,6 +199,7 @@ func (t *Topic) PutMessage(m *Message) error {
 }
 
 // PutMessages queues a batch; a failure part-way keeps what was queued.
+// What goes to a disk queue goes there as one write (putBatch).
 func (t *Topic) PutMessages(msgs []*Message) error {
 	t.RLock()
 	defer t.RUnlock()
@@ -208,18 +209,14 @@ func (t *Topic) PutMessages(msgs []*Message) error {
 	if err := t.publishError(); err != nil {
 		return err
 	}
+	n, err := t.putBatch(msgs)
 	var bytes uint64
-	for i, m := range msgs {
-		if err := t.put(m); err != nil {
-			t.messageCount.Add(uint64(i))
-			t.messageBytes.Add(bytes)
-			return err
-		}
+	for _, m := range msgs[:n] {
 		bytes += uint64(len(m.Body))
 	}
-	t.messageCount.Add(uint64(len(msgs)))
+	t.messageCount.Add(uint64(n))
 	t.messageBytes.Add(bytes)
-	return nil
+	return err
 }
 
 // publishError refuses publishes while the data path cannot be written,
