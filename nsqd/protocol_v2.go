@@ -260,13 +260,30 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 			flushed = true
 		case b := <-backendMsgChan:
 			msg := subChannel.fromBackend(b)
-			if msg == nil {
-				continue
+			if msg != nil {
+				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+					goto exit
+				}
+				flushed = false
 			}
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
-				goto exit
+			// the disk queue's read buffer: same burst as below
+			for i := 1; i < pumpBurst && c.isReadyForMessages(subChannel); i++ {
+				select {
+				case b = <-backendMsgChan:
+				default:
+					b = nil
+				}
+				if b == nil {
+					break
+				}
+				if msg = subChannel.fromBackend(b); msg == nil {
+					continue
+				}
+				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+					goto exit
+				}
+				flushed = false
 			}
-			flushed = false
 		case msg, ok := <-memoryMsgChan:
 			if !ok {
 				continue // the queue moved to a bigger buffer
