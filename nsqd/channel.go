@@ -410,7 +410,13 @@ func (c *Channel) RemoveClient(clientID int64) {
 
 // StartInFlightTimeout records m as sent to clientID, due back by timeout.
 func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.Duration) error {
-	now := time.Now()
+	return c.startInFlightAt(m, clientID, timeout, time.Now())
+}
+
+// startInFlightAt is StartInFlightTimeout for a message sent at now: a
+// pump delivering a burst reads the clock once (the burst takes
+// microseconds, deadlines are kept to the millisecond).
+func (c *Channel) startInFlightAt(m *Message, clientID int64, timeout time.Duration, now time.Time) error {
 	due := now.Add(timeout).UnixNano()
 	m.clientID = clientID
 	m.deliveredAt = now

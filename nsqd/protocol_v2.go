@@ -222,6 +222,8 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 
 	// flushed: nothing is waiting in the output buffer
 	flushed := true
+	// when this wake-up's deliveries start their in-flight timeout
+	var now time.Time
 
 	for {
 		if !c.isReadyForMessages(subChannel) {
@@ -259,9 +261,10 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 			}
 			flushed = true
 		case b := <-backendMsgChan:
+			now = time.Now() // one clock read per wake-up, burst included
 			msg := subChannel.fromBackend(b)
 			if msg != nil {
-				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 					goto exit
 				}
 				flushed = false
@@ -279,17 +282,18 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 				if msg = subChannel.fromBackend(b); msg == nil {
 					continue
 				}
-				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 					goto exit
 				}
 				flushed = false
 			}
 		case msg, ok := <-memoryMsgChan:
+			now = time.Now() // one clock read per wake-up, burst included
 			if !ok {
 				continue // the queue moved to a bigger buffer
 			}
 			locality.Add(1)
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 				goto exit
 			}
 			flushed = false
@@ -307,19 +311,21 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 					break
 				}
 				locality.Add(1)
-				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 					goto exit
 				}
 			}
 		case msg := <-zoneMsgChan:
+			now = time.Now() // one clock read per wake-up, burst included
 			locality.Add(1)
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 				goto exit
 			}
 			flushed = false
 		case msg := <-regionMsgChan:
+			now = time.Now() // one clock read per wake-up, burst included
 			locality.Add(1)
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout); err != nil {
+			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 				goto exit
 			}
 			flushed = false
@@ -360,14 +366,14 @@ func (t optionalTicker) Stop() {
 }
 
 // deliver marks msg in flight for c and buffers its frame (D-TCP-49).
-func (p *protocolV2) deliver(c *clientV2, ch *Channel, msg *Message, sampleRate int32, msgTimeout time.Duration) error {
+func (p *protocolV2) deliver(c *clientV2, ch *Channel, msg *Message, sampleRate int32, msgTimeout time.Duration, now time.Time) error {
 	// sampling drops the message for this channel, as NSQ does
 	if sampleRate > 0 && rand.Int32N(100) > sampleRate {
 		msg.releaseRecord() // dropped: its disk record is finished (backend_disk.go)
 		return nil
 	}
 	msg.Attempts++
-	if err := ch.StartInFlightTimeout(msg, c.ID, msgTimeout); err != nil {
+	if err := ch.startInFlightAt(msg, c.ID, msgTimeout, now); err != nil {
 		// the same ID is already out on this channel: retry it later
 		// rather than lose or double-track it
 		p.nsqd.logf(lg.WARN, "PROTOCOL(V2): [%s] %s - deferring msg %s", c, err, msg.ID[:])
