@@ -440,11 +440,20 @@ func (c *Channel) StartDeferredTimeout(m *Message, timeout time.Duration) error 
 }
 
 func (c *Channel) deferUntil(m *Message, dueAt int64) error {
-	if m.ref != nil {
+	if m.ref != nil || m.sharedBody {
 		// a body read from disk is a slice of the whole record, which
-		// may be a batch of up to --max-body-size: a message waiting
-		// (maybe hours) for its due time keeps only its own bytes
+		// may be a batch of up to --max-body-size, and an MPUB's bodies
+		// share blocks (readMPUB): a message waiting (maybe hours) for
+		// its due time keeps only its own bytes
 		m.Body = bytes.Clone(m.Body)
+		m.sharedBody = false
+	}
+	if m.inBatch {
+		// nobody else holds m now (it was popped from in flight, or is
+		// a fresh copy): track a copy outside the MPUB's Message block
+		mc := *m
+		mc.inBatch = false
+		m = &mc
 	}
 	m.pri = dueAt
 	c.deferredMutex.Lock()

@@ -1,6 +1,7 @@
 package nsqd
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -317,5 +318,43 @@ func TestDeferredDiskMessageKeepsOnlyItsBody(t *testing.T) {
 	}
 	if unsafe.SliceData(mem.Body) != unsafe.SliceData(record[300:]) {
 		t.Fatal("a memory message's body is its own already: no copy needed")
+	}
+}
+
+// An MPUB's messages share body and Message blocks (readMPUB); a REQ with
+// a timeout moves the message out of both, so a message waiting for hours
+// does not keep its whole batch in memory.
+func TestDeferredMPUBMessageLeavesItsBlocks(t *testing.T) {
+	n := startTestNSQD(t, nil)
+	topic := n.GetTopic("defer_mpub")
+	ch := topic.GetChannel("c")
+	var frame bytes.Buffer
+	binary.Write(&frame, binary.BigEndian, int32(3))
+	for _, b := range []string{"one", "two", "three"} {
+		binary.Write(&frame, binary.BigEndian, int32(len(b)))
+		frame.WriteString(b)
+	}
+	msgs, cerr := readMPUB(bufio.NewReader(&frame), topic, 1<<20, 1<<20)
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if !msgs[1].inBatch || !msgs[1].sharedBody || &msgs[1] == &msgs[0] {
+		t.Fatal("readMPUB must carve messages from blocks")
+	}
+	if unsafe.SliceData(msgs[1].Body) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(msgs[0].Body)), len(msgs[0].Body))) {
+		t.Fatal("bodies of one MPUB must share a block")
+	}
+	orig, origBody := msgs[1], unsafe.SliceData(msgs[1].Body)
+	if err := ch.StartDeferredTimeout(orig, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ch.deferredMutex.Lock()
+	tracked := ch.deferredMessages[orig.ID]
+	ch.deferredMutex.Unlock()
+	if tracked == nil || tracked == orig || tracked.inBatch {
+		t.Fatal("the deferred set must hold a copy outside the Message block")
+	}
+	if unsafe.SliceData(tracked.Body) == origBody || string(tracked.Body) != "two" || tracked.sharedBody {
+		t.Fatalf("the deferred copy must own its body, got %q", tracked.Body)
 	}
 }

@@ -78,6 +78,14 @@ type Message struct {
 	// ref is the disk record this message was read from while it is not
 	// finished (backend_disk.go); copies for several channels share it
 	ref *diskRef
+
+	// an MPUB allocates its bodies and Messages in blocks (readMPUB):
+	// sharedBody says Body is a slice of a larger buffer, inBatch that
+	// this struct is an element of an array. A message that will wait
+	// long (deferred) is copied out of both (Channel.deferUntil), so it
+	// does not keep its batch alive.
+	sharedBody bool
+	inBatch    bool
 }
 
 // NewMessage builds a message with the current time as its timestamp.
@@ -102,13 +110,14 @@ func newMessageFor(t *Topic, body []byte) *Message {
 func (m *Message) copyForChannel() *Message {
 	m.ref.retain()
 	return &Message{
-		ID:        m.ID,
-		Body:      m.Body,
-		Timestamp: m.Timestamp,
-		Attempts:  m.Attempts,
-		deferred:  m.deferred,
-		deliverAt: m.deliverAt,
-		ref:       m.ref,
+		ID:         m.ID,
+		Body:       m.Body,
+		Timestamp:  m.Timestamp,
+		Attempts:   m.Attempts,
+		deferred:   m.deferred,
+		deliverAt:  m.deliverAt,
+		ref:        m.ref,
+		sharedBody: m.sharedBody,
 	}
 }
 

@@ -812,6 +812,13 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 // exceed --max-body-size, so one MPUB can never make us hold more than that.
 //
 // TCP MPUB and HTTP /mpub?binary=true share it; HTTP maps the codes.
+// Block sizes of readMPUB: 64 KiB of bodies (~300 messages of 200 bytes),
+// 256 Messages.
+const (
+	mpubBodyBlock   = 64 << 10
+	mpubStructBlock = 256
+)
+
 func readMPUB(r io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Message, *protocol.ClientError) {
 	fatal := func(code, format string, args ...interface{}) *protocol.ClientError {
 		return protocol.NewFatal(code, fmt.Sprintf(format, args...))
@@ -828,6 +835,12 @@ func readMPUB(r io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Mess
 
 	msgs := make([]*Message, 0, min(int(num), 1024))
 	var total int64
+	// bodies and Messages are carved from blocks: two allocations per
+	// block instead of two per message (the GC work they caused was a
+	// quarter of an MPUB's CPU). Blocks are sized from what is read, not
+	// from the declared counts, so a lying client gets nothing extra.
+	var bodies []byte
+	var structs []Message
 	for i := int32(0); i < num; i++ {
 		size, err := protocol.ReadInt32(r)
 		if err != nil {
@@ -843,11 +856,25 @@ func readMPUB(r io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Mess
 		if total > maxBodySize {
 			return nil, fatal("E_BAD_BODY", "MPUB body too big %d > %d", total, maxBodySize)
 		}
-		body := make([]byte, size)
+		if len(bodies) < int(size) {
+			// room for the rest if they are the same size, at most
+			// mpubBodyBlock and what --max-body-size still allows
+			n := min(int64(size)*int64(num-i), mpubBodyBlock, maxBodySize-total+int64(size))
+			bodies = make([]byte, max(n, int64(size)))
+		}
+		body := bodies[:size:size]
+		bodies = bodies[size:]
 		if _, err := io.ReadFull(r, body); err != nil {
 			return nil, fatal("E_BAD_MESSAGE", "MPUB failed to read message body")
 		}
-		msgs = append(msgs, newMessageFor(topic, body))
+		if len(structs) == 0 {
+			structs = make([]Message, min(int(num-i), mpubStructBlock))
+		}
+		m := &structs[0]
+		structs = structs[1:]
+		now := time.Now().UnixNano()
+		*m = Message{ID: topic.GenerateIDAt(now), Body: body, Timestamp: now, sharedBody: true, inBatch: true}
+		msgs = append(msgs, m)
 	}
 	return msgs, nil
 }
