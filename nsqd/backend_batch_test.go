@@ -2,7 +2,6 @@ package nsqd
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -387,94 +386,7 @@ func TestBackendBatchSplit(t *testing.T) {
 // crashes, as TestRecoverRandomCrashes.
 func TestBackendBatchRandomCrashes(t *testing.T) {
 	for _, seed := range []uint64{3, 11, 29} {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { randomBatchCrashes(t, seed) })
-	}
-}
-
-func randomBatchCrashes(t *testing.T, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 5))
-	dir := t.TempDir()
-	size := int64(len(frame(record(40))))
-	maxBytes := 8 * size
-	q, _ := openBatchBackend(t, dir, maxBytes)
-	next := 0
-	unfinished := map[string]*diskRef{}
-	queued := 0 // put and not yet read
-	for step := 0; step < 300; step++ {
-		switch op := rng.IntN(10); {
-		case op < 2:
-			if err := q.Put(record(next)); err != nil {
-				t.Fatal(err)
-			}
-			next++
-			queued++
-		case op < 4:
-			n := 2 + rng.IntN(12)
-			btPut(t, q, next, next+n)
-			next += n
-			queued += n
-		case op < 7 && queued > 0:
-			got, refs := readN(t, q, 1+rng.IntN(queued))
-			queued -= len(got)
-			for i, g := range got {
-				unfinished[g] = refs[i]
-			}
-		case op < 9:
-			for g, r := range unfinished {
-				if rng.IntN(2) == 0 {
-					r.release()
-					delete(unfinished, g)
-				}
-			}
-		case rng.IntN(3) == 0:
-			q.Close()
-			clear(unfinished)
-			q, _ = openBatchBackend(t, dir, maxBytes)
-			if d := q.Depth(); d != int64(queued) {
-				t.Errorf("step %d: depth %d after a clean restart, want %d", step, d, queued)
-			}
-		default:
-			time.Sleep(time.Duration(rng.IntN(2)) * 2 * cursorPersistDelay)
-			crashed := crashCopy(t, dir)
-			q2, l := openBatchBackend(t, crashed, maxBytes)
-			depth := q2.Depth()
-			got := readAll(t, q2)
-			if int64(len(got)) != depth {
-				t.Errorf("step %d: depth %d after the crash, read %d; log:\n%s", step, depth, len(got), l)
-			}
-			seen := map[string]bool{}
-			for _, g := range got {
-				seen[g] = true
-			}
-			for g := range unfinished {
-				if !seen[g] {
-					t.Errorf("step %d: unfinished %s not read again after the crash (read %v)", step, g, got)
-				}
-			}
-			// nothing put and not yet read is lost
-			if len(got) < queued {
-				t.Errorf("step %d: %d read after the crash, %d were queued", step, len(got), queued)
-			}
-			q2.Close()
-			if bad := badFilesIn(crashed); len(bad) > 0 {
-				t.Errorf("step %d: .bad files after the crash %v", step, bad)
-			}
-		}
-	}
-	for _, r := range unfinished {
-		r.release()
-	}
-	btDepth(t, q, int64(queued), "at the end")
-	if queued > 0 {
-		_, refs := readN(t, q, queued)
-		for _, r := range refs {
-			r.release()
-		}
-	}
-	expectNothing(t, q)
-	q.Close()
-	if bad := badFilesIn(dir); len(bad) > 0 {
-		t.Errorf(".bad files at the end: %v", bad)
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { randomCrashes(t, seed, true) })
 	}
 }
 

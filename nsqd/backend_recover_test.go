@@ -554,25 +554,42 @@ func TestRecoverReadAtSegmentEnd(t *testing.T) {
 
 // Random puts, reads, finishes, clean restarts and crashes (a copy of the
 // data path taken at a random moment): after a clean restart the depth is
-// unchanged; after a crash every unfinished record is read again, the
-// depth is what can be read, and no segment ends up .bad.
+// unchanged; after a crash every unfinished record is read again, nothing
+// put and not yet read is lost, the depth is what can be read, and no
+// segment ends up .bad. TestBackendBatchRandomCrashes runs the same with
+// MPUB batch records mixed in.
 func TestRecoverRandomCrashes(t *testing.T) {
 	for _, seed := range []uint64{1, 7} {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { randomCrashes(t, seed) })
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { randomCrashes(t, seed, false) })
 	}
 }
 
-func randomCrashes(t *testing.T, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 2))
+func randomCrashes(t *testing.T, seed uint64, batches bool) {
+	stream, open, segRecords := uint64(2), openTestBackend, int64(4)
+	if batches {
+		stream, open, segRecords = 5, openBatchBackend, 8
+	}
+	rng := rand.New(rand.NewPCG(seed, stream))
 	dir := t.TempDir()
 	size := int64(len(frame(record(40))))
-	maxBytes := 4 * size
-	q, _ := openTestBackend(t, dir, maxBytes)
+	maxBytes := segRecords * size
+	q, _ := open(t, dir, maxBytes)
 	next := 0
 	unfinished := map[string]*diskRef{}
 	queued := 0 // put and not yet read
 	for step := 0; step < 300; step++ {
 		switch op := rng.IntN(10); {
+		case batches && op < 2:
+			if err := q.Put(record(next)); err != nil {
+				t.Fatal(err)
+			}
+			next++
+			queued++
+		case batches && op < 4:
+			n := 2 + rng.IntN(12)
+			btPut(t, q, next, next+n)
+			next += n
+			queued += n
 		case op < 4:
 			for n := rng.IntN(5); n >= 0; n-- {
 				if err := q.Put(record(next)); err != nil {
@@ -599,25 +616,19 @@ func randomCrashes(t *testing.T, seed uint64) {
 			// unfinished messages to disk themselves
 			q.Close()
 			clear(unfinished)
-			q, _ = openTestBackend(t, dir, maxBytes)
+			q, _ = open(t, dir, maxBytes)
 			if d := q.Depth(); d != int64(queued) {
 				t.Errorf("step %d: depth %d after a clean restart, want %d", step, d, queued)
 			}
 		default:
-			crashed := crashCopy(t, dir)
-			q2, l := openTestBackend(t, crashed, maxBytes)
-			depth := q2.Depth()
-			var got []string
-			for {
-				select {
-				case b := <-q2.ReadChan():
-					got = append(got, bodyOf(t, b))
-					q2.claim(b).release()
-					continue
-				case <-time.After(150 * time.Millisecond):
-				}
-				break
+			if batches {
+				// sometimes after the delayed cursor write, sometimes before
+				time.Sleep(time.Duration(rng.IntN(2)) * 2 * cursorPersistDelay)
 			}
+			crashed := crashCopy(t, dir)
+			q2, l := open(t, crashed, maxBytes)
+			depth := q2.Depth()
+			got := readAll(t, q2)
 			if int64(len(got)) != depth {
 				t.Errorf("step %d: depth %d after the crash, read %d; log:\n%s", step, depth, len(got), l)
 			}
@@ -630,6 +641,9 @@ func randomCrashes(t *testing.T, seed uint64) {
 					t.Errorf("step %d: unfinished %s not read again after the crash (read %v)", step, g, got)
 				}
 			}
+			if len(got) < queued {
+				t.Errorf("step %d: %d read after the crash, %d were queued", step, len(got), queued)
+			}
 			q2.Close()
 			if bad := badFilesIn(crashed); len(bad) > 0 {
 				t.Errorf("step %d: .bad files after the crash %v", step, bad)
@@ -639,12 +653,14 @@ func randomCrashes(t *testing.T, seed uint64) {
 	for _, r := range unfinished {
 		r.release()
 	}
+	btDepth(t, q, int64(queued), "at the end")
 	if queued > 0 {
 		_, refs := readN(t, q, queued)
 		for _, r := range refs {
 			r.release()
 		}
 	}
+	expectNothing(t, q)
 	q.Close()
 	if bad := badFilesIn(dir); len(bad) > 0 {
 		t.Errorf(".bad files at the end: %v", bad)
