@@ -198,20 +198,8 @@ func main() {
 			}
 		}()
 	}
-	ready.Wait()
-	benchutil.WaitDeadline(*deadline)
-	t0 := time.Now()
-	cpu0 := benchutil.ProcessCPU()
-	close(start)
-	finished := make(chan struct{})
-	go func() { done.Wait(); close(finished) }()
-	select {
-	case <-time.After(*runfor):
-	case <-finished: // --count reached
-	}
-	close(stop)
-	<-finished
-	benchutil.Result(os.Stdout, time.Since(t0), total.Load(), *size)
+	elapsed, cpu0 := benchutil.RunWorkers(*deadline, *runfor, &ready, &done, start, stop)
+	benchutil.Result(os.Stdout, elapsed, total.Load(), *size)
 	benchutil.ClientCPU(os.Stderr, cpu0, total.Load())
 	if *mode == "pub" {
 		fmt.Fprintf(os.Stderr, "# %d keep-alive connections, POST /pub\n", *conns)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -204,4 +205,26 @@ func ClientCPU(w io.Writer, cpu0 time.Duration, msgs int64) {
 	used := ProcessCPU() - cpu0
 	fmt.Fprintf(w, "# client CPU: %s, %.03fus/msg\n", used.Round(time.Millisecond),
 		float64(used)/float64(time.Microsecond)/float64(msgs))
+}
+
+// RunWorkers drives a timed run of worker goroutines that have signalled
+// ready: it waits for deadline, opens start, and closes stop after runfor
+// (or as soon as every worker is done, e.g. a --count was reached), then
+// waits for them. It returns the run's duration and the process CPU time
+// at its start (for ClientCPU).
+func RunWorkers(deadline string, runfor time.Duration, ready, done *sync.WaitGroup, start, stop chan struct{}) (time.Duration, time.Duration) {
+	ready.Wait()
+	WaitDeadline(deadline)
+	t0 := time.Now()
+	cpu0 := ProcessCPU()
+	close(start)
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	select {
+	case <-time.After(runfor):
+	case <-finished: // --count reached
+	}
+	close(stop)
+	<-finished
+	return time.Since(t0), cpu0
 }
