@@ -9,17 +9,28 @@ import "github.com/ournsq/nsq/internal/lg"
 // many messages, from the first, the channel took; on an error the rest
 // were dropped (their disk records are finished, as PutMessage's).
 func (c *Channel) PutMessages(msgs []*Message) (int, error) {
+	n, _, err := c.putMessages(msgs)
+	return n, err
+}
+
+// putMessages is PutMessages also returning how many messages went to
+// memory (the rest of those taken are on disk only).
+func (c *Channel) putMessages(msgs []*Message) (taken, inMemory int, err error) {
 	c.exitMutex.RLock()
 	defer c.exitMutex.RUnlock()
 	if c.Exiting() {
-		return 0, errExiting
+		return 0, 0, errExiting
 	}
 	i := 0
-	for ; i < len(msgs) && c.putMemory(msgs[i]); i++ {
+	if c.topologyAware {
+		for ; i < len(msgs) && c.putMemory(msgs[i]); i++ {
+		}
+	} else {
+		i = c.memq.tryPutMany(msgs)
 	}
 	if i == len(msgs) {
 		c.messageCount.Add(uint64(i))
-		return i, nil
+		return i, i, nil
 	}
 	rest := msgs[i:]
 	n, err := writeMessagesToBackend(rest, c.backend)
@@ -33,7 +44,7 @@ func (c *Channel) PutMessages(msgs []*Message) (int, error) {
 	if err != nil {
 		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to write %d messages to backend - %s", c.name, len(rest)-n, err)
 	}
-	return i + n, err
+	return i + n, i, err
 }
 
 // putMemory is the part of put before the disk: the topology hand-off

@@ -358,3 +358,63 @@ func TestDeferredMPUBMessageLeavesItsBlocks(t *testing.T) {
 		t.Fatalf("the deferred copy must own its body, got %q", tracked.Body)
 	}
 }
+
+// fillAt hands out at most the 4096 sequence numbers of one tick, in
+// increasing order, sharing the tick with single IDs (nextAt).
+func TestGUIDFillAtSharesTheTick(t *testing.T) {
+	f := newGUIDFactory(7)
+	now := time.Now().UnixNano()
+	first, err := f.nextAt(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]guid, 5000)
+	n, err := f.fillAt(now, ids)
+	if n != 4095 || err != errSequenceExpired {
+		t.Fatalf("fillAt in a used tick: %d IDs, %v; want 4095, errSequenceExpired", n, err)
+	}
+	prev := first
+	for _, id := range ids[:n] {
+		if id <= prev {
+			t.Fatalf("IDs not increasing: %d after %d", id, prev)
+		}
+		prev = id
+	}
+	if _, err := f.nextAt(now); err == nil {
+		t.Fatal("the tick's sequence is used up: nextAt must fail")
+	}
+	next := now + 1<<20
+	n, err = f.fillAt(next, ids[:3])
+	if n != 3 || err != nil || ids[0] <= prev {
+		t.Fatalf("next tick: %d IDs, %v, first %d after %d", n, err, ids[0], prev)
+	}
+	if _, err := f.fillAt(now, ids[:1]); err != errTimeBackwards {
+		t.Fatalf("an earlier tick must be refused, got %v", err)
+	}
+}
+
+// An MPUB larger than a tick's sequence still gets unique increasing IDs
+// (stampNew waits for the next tick) and a timestamp each.
+func TestStampNewBeyondOneTick(t *testing.T) {
+	n := startTestNSQD(t, nil)
+	topic := n.GetTopic("stamp")
+	msgs := make([]*Message, 10000)
+	for i := range msgs {
+		msgs[i] = &Message{Body: []byte("x")}
+	}
+	before := time.Now().UnixNano()
+	topic.stampNew(msgs)
+	after := time.Now().UnixNano()
+	seen := make(map[MessageID]bool, len(msgs))
+	var prev MessageID
+	for i, m := range msgs {
+		if seen[m.ID] || (i > 0 && string(m.ID[:]) <= string(prev[:])) {
+			t.Fatalf("message %d: ID %s not new and increasing (previous %s)", i, m.ID[:], prev[:])
+		}
+		seen[m.ID] = true
+		prev = m.ID
+		if m.Timestamp < before || m.Timestamp > after {
+			t.Fatalf("message %d: timestamp %d outside [%d, %d]", i, m.Timestamp, before, after)
+		}
+	}
+}

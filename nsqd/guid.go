@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/ournsq/nsq/internal/lg"
 )
 
 // Message IDs (D-ID-01): a 64-bit value built from a ~1 ms tick (ns >> 20),
@@ -77,6 +79,41 @@ func (f *guidFactory) nextAt(now int64) (guid, error) {
 	return id, nil
 }
 
+// fillAt hands out up to len(dst) consecutive IDs of the tick of now
+// under one lock (an MPUB's messages take one lock instead of one each).
+// It returns how many it filled: fewer than asked when the tick's 4096
+// sequence numbers run out (errSequenceExpired) or the clock went back.
+func (f *guidFactory) fillAt(now int64, dst []guid) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	ts := now >> 20
+	if ts < f.lastTimestamp {
+		return 0, errTimeBackwards
+	}
+	seq := int64(-1) // the last sequence number used in this tick
+	if ts == f.lastTimestamp {
+		seq = f.sequence
+	}
+	base := ((ts - twepoch) << timestampShift) | (f.nodeID << nodeIDShift)
+	n := 0
+	for ; n < len(dst) && seq < sequenceMask; n++ {
+		seq++
+		id := guid(base | seq)
+		if id <= f.lastID {
+			return n, errIDNotIncreasing
+		}
+		dst[n] = id
+		f.lastID = id
+		f.sequence = seq
+		f.lastTimestamp = ts
+	}
+	if n < len(dst) {
+		return n, errSequenceExpired
+	}
+	return n, nil
+}
+
 // Hex renders the ID as the 16 lowercase hex bytes used on the wire.
 func (g guid) Hex() MessageID {
 	var b [8]byte
@@ -97,4 +134,35 @@ func (t *Topic) GenerateIDAt(now int64) MessageID {
 		return id.Hex()
 	}
 	return t.GenerateID()
+}
+
+// stampNew gives msgs (bodies set) their IDs and timestamps with one clock
+// read and one ID lock per 64 messages; when a tick's IDs run out it reads
+// the clock again, pausing as GenerateID does until the next tick.
+func (t *Topic) stampNew(msgs []*Message) {
+	var ids [64]guid
+	now := time.Now().UnixNano()
+	failures := 0
+	for len(msgs) > 0 {
+		n, err := t.idFactory.fillAt(now, ids[:min(len(msgs), len(ids))])
+		for i, id := range ids[:n] {
+			m := msgs[i]
+			m.ID = id.Hex()
+			m.Timestamp = now
+		}
+		msgs = msgs[n:]
+		if err != nil {
+			if failures%10000 == 0 && err != errSequenceExpired {
+				t.nsqd.logf(lg.ERROR, "TOPIC(%s): failed to create guid - %s", t.name, err)
+			}
+			failures++
+			if err == errSequenceExpired {
+				// the next tick starts within 2^20 ns
+				time.Sleep(time.Duration(((now>>20)+1)<<20 - time.Now().UnixNano()))
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+			now = time.Now().UnixNano()
+		}
+	}
 }

@@ -219,9 +219,10 @@ func (s *httpServer) doMPUB(w http.ResponseWriter, req *http.Request, ps httprou
 	}
 
 	var msgs []*Message
+	var scratch *mpubScratch
 	if binaryMode {
 		var cerr *protocol.ClientError
-		msgs, cerr = readMPUB(bufio.NewReader(req.Body), topic, opts.MaxMsgSize, opts.MaxBodySize)
+		msgs, scratch, cerr = readMPUBPooled(bufio.NewReader(req.Body), topic, opts.MaxMsgSize, opts.MaxBodySize)
 		if cerr != nil {
 			return nil, httpErr(413, strings.TrimPrefix(cerr.Code, "E_"))
 		}
@@ -232,8 +233,12 @@ func (s *httpServer) doMPUB(w http.ResponseWriter, req *http.Request, ps httprou
 		}
 	}
 
-	if err := topic.PutMessages(msgs); err != nil {
+	onlyOnDisk, err := topic.putMessages(msgs)
+	if err != nil {
 		return nil, putError(err)
+	}
+	if scratch != nil {
+		recycleMPUB(scratch, msgs, onlyOnDisk)
 	}
 	return "OK", nil
 }
@@ -258,9 +263,10 @@ func readTextMPUB(body io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) (
 			return nil, httpErr(413, "MSG_TOO_BIG")
 		}
 		if len(line) > 0 {
-			msgs = append(msgs, newMessageFor(topic, line))
+			msgs = append(msgs, &Message{Body: line})
 		}
 		if err == io.EOF {
+			topic.stampNew(msgs)
 			return msgs, nil
 		}
 	}

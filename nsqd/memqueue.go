@@ -79,6 +79,36 @@ func (q *memQueue) tryPut(m *Message) bool {
 	}
 }
 
+// tryPutMany is tryPut for several messages under one read lock (an MPUB
+// takes it once, not once per message); it returns how many, from the
+// first, were queued.
+func (q *memQueue) tryPutMany(msgs []*Message) int {
+	if q == nil {
+		return 0
+	}
+	n := 0
+	for n < len(msgs) {
+		q.mu.RLock()
+		ch := q.ch()
+	send:
+		for n < len(msgs) {
+			select {
+			case ch <- msgs[n]:
+				n++
+			default:
+				break send
+			}
+		}
+		full := cap(ch) >= q.limit
+		q.mu.RUnlock()
+		if n == len(msgs) || full {
+			return n
+		}
+		q.grow(ch)
+	}
+	return n
+}
+
 // grow replaces old with a buffer twice as large (capped at limit), moving
 // the queued messages over in order. Receivers blocked on old wake up on
 // its close and move to the new buffer.

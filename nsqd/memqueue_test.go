@@ -105,3 +105,42 @@ func TestMemQueueConcurrentGrowth(t *testing.T) {
 		}
 	}
 }
+
+// tryPutMany queues a prefix: it grows the buffer across several
+// doublings in one call, stops at the limit and keeps the order.
+func TestMemQueueTryPutManyStopsAtLimit(t *testing.T) {
+	q := newMemQueue(300, false)
+	batch := func(from, n int) []*Message {
+		msgs := make([]*Message, n)
+		for i := range msgs {
+			msgs[i] = &Message{Attempts: uint16(from + i)}
+		}
+		return msgs
+	}
+	if n := q.tryPutMany(batch(0, 200)); n != 200 {
+		t.Fatalf("first batch: %d of 200 queued", n)
+	}
+	if n := q.tryPutMany(batch(200, 150)); n != 100 {
+		t.Fatalf("second batch: %d queued, want the 100 that fit", n)
+	}
+	if n := q.tryPutMany(batch(300, 1)); n != 0 {
+		t.Fatalf("full queue took %d", n)
+	}
+	i := 0
+	q.drain(func(m *Message) {
+		if int(m.Attempts) != i {
+			t.Fatalf("order broken: got %d at %d", m.Attempts, i)
+		}
+		i++
+	})
+	if i != 300 {
+		t.Fatalf("drained %d, want 300", i)
+	}
+	var nilQ *memQueue
+	if nilQ.tryPutMany(batch(0, 3)) != 0 {
+		t.Fatal("a nil queue (mem-queue-size 0) takes nothing")
+	}
+	if u := newMemQueue(0, true); u.tryPutMany(batch(0, 3)) != 0 {
+		t.Fatal("an unbuffered queue takes nothing without a waiting receiver")
+	}
+}

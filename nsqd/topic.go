@@ -201,22 +201,30 @@ func (t *Topic) PutMessage(m *Message) error {
 // PutMessages queues a batch; a failure part-way keeps what was queued.
 // What goes to a disk queue goes there as one write (putBatch).
 func (t *Topic) PutMessages(msgs []*Message) error {
+	_, err := t.putMessages(msgs)
+	return err
+}
+
+// putMessages is PutMessages also telling whether all of msgs went to disk
+// queues only, so that nothing refers to them any more (an MPUB then
+// reuses their blocks, recycleMPUB).
+func (t *Topic) putMessages(msgs []*Message) (onlyOnDisk bool, err error) {
 	t.RLock()
 	defer t.RUnlock()
 	if t.exitFlag.Load() {
-		return errExiting
+		return false, errExiting
 	}
 	if err := t.publishError(); err != nil {
-		return err
+		return false, err
 	}
-	n, err := t.putBatch(msgs)
+	n, onlyOnDisk, err := t.putBatch(msgs)
 	var bytes uint64
 	for _, m := range msgs[:n] {
 		bytes += uint64(len(m.Body))
 	}
 	t.messageCount.Add(uint64(n))
 	t.messageBytes.Add(bytes)
-	return err
+	return onlyOnDisk && err == nil, err
 }
 
 // publishError refuses publishes while the data path cannot be written,

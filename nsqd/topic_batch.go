@@ -7,8 +7,9 @@ import "github.com/ournsq/nsq/internal/lg"
 // into the memory queue and the rest into the topic's disk queue. Either
 // way whatever spills over to a disk queue is written at once, as batch
 // records (message_batch.go), not one record per message. It returns how
-// many messages, from the first, were kept.
-func (t *Topic) putBatch(msgs []*Message) (int, error) {
+// many messages, from the first, were kept, and whether they all went to
+// disk queues only (no memory queue or client holds any of them).
+func (t *Topic) putBatch(msgs []*Message) (int, bool, error) {
 	if len(msgs) < 2 {
 		return t.putEach(msgs)
 	}
@@ -20,28 +21,26 @@ func (t *Topic) putBatch(msgs []*Message) (int, error) {
 	if t.canDeliverDirect(msgs[0]) {
 		return t.fanOutBatch(msgs, t.chanList)
 	}
-	i := 0
-	for ; i < len(msgs) && t.memq.tryPut(msgs[i]); i++ {
-	}
+	i := t.memq.tryPutMany(msgs)
 	if i == len(msgs) {
-		return i, nil
+		return i, false, nil
 	}
 	n, err := writeMessagesToBackend(msgs[i:], t.backend)
 	t.nsqd.SetHealth(err)
 	if err != nil {
 		t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to write %d messages to backend - %s", t.name, len(msgs)-i-n, err)
 	}
-	return i + n, err
+	return i + n, i == 0, err
 }
 
-// putEach puts the messages one by one.
-func (t *Topic) putEach(msgs []*Message) (int, error) {
+// putEach puts the messages one by one (where they went is not tracked).
+func (t *Topic) putEach(msgs []*Message) (int, bool, error) {
 	for i, m := range msgs {
 		if err := t.put(m); err != nil {
-			return i, err
+			return i, false, err
 		}
 	}
-	return len(msgs), nil
+	return len(msgs), false, nil
 }
 
 // fanOutBatch is deliverDirect for several messages: every channel gets
@@ -49,8 +48,9 @@ func (t *Topic) putEach(msgs []*Message) (int, error) {
 // channel the originals, after the copies are all made. A message is kept
 // if any channel took it; the count returned is of the messages kept,
 // from the first (a channel that fails takes a prefix of the batch).
-func (t *Topic) fanOutBatch(msgs []*Message, chans []*Channel) (int, error) {
+func (t *Topic) fanOutBatch(msgs []*Message, chans []*Channel) (int, bool, error) {
 	kept := 0
+	onlyOnDisk := true
 	var lastErr error
 	var copies []*Message
 	for i, channel := range chans {
@@ -64,7 +64,10 @@ func (t *Topic) fanOutBatch(msgs []*Message, chans []*Channel) (int, error) {
 			}
 			batch = copies
 		}
-		n, err := channel.PutMessages(batch)
+		n, inMemory, err := channel.putMessages(batch)
+		if inMemory > 0 {
+			onlyOnDisk = false
+		}
 		if err != nil {
 			lastErr = err
 			t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to put %d messages to channel(%s) - %s",
@@ -73,7 +76,7 @@ func (t *Topic) fanOutBatch(msgs []*Message, chans []*Channel) (int, error) {
 		kept = max(kept, n)
 	}
 	if kept == len(msgs) {
-		return kept, nil
+		return kept, onlyOnDisk, nil
 	}
-	return kept, lastErr
+	return kept, false, lastErr
 }
