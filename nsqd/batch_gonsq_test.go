@@ -261,10 +261,11 @@ func btRecords(t testing.TB, dataPath, name string) int {
 // next MPUB (recycleMPUB); one that left any message in memory must not.
 // Channel a fills first, b is created later, so batches go: a memory; a
 // memory+disk; a disk + b memory; both disk (recycled); ... Every body must
-// come out intact, exactly once per channel, over TCP and HTTP /mpub.
+// come out intact, exactly once per channel, over TCP and HTTP /mpub
+// (binary and text).
 func TestMPUBBlockReuseKeepsMemoryMessagesIntact(t *testing.T) {
-	for _, viaHTTP := range []bool{false, true} {
-		t.Run(fmt.Sprintf("http=%v", viaHTTP), func(t *testing.T) {
+	for _, via := range []string{"tcp", "http-binary", "http-text"} {
+		t.Run(via, func(t *testing.T) {
 			opts := clOpts(t, "")
 			opts.MemQueueSize = 150
 			opts.MaxBytesPerFile = 64 * 1024
@@ -274,10 +275,12 @@ func TestMPUBBlockReuseKeepsMemoryMessagesIntact(t *testing.T) {
 			topic.GetChannel("a")
 			p := clProducer(t, node.addr())
 			publish := func(bodies []string) {
-				if viaHTTP {
-					btHTTPMPub(t, node, topicName, bodies, true)
-				} else {
+				if via == "tcp" {
 					clMultiPublish(t, p, topicName, bodies, 100)
+					return
+				}
+				for i := 0; i < len(bodies); i += 100 {
+					btHTTPMPub(t, node, topicName, bodies[i:min(i+100, len(bodies))], via == "http-binary")
 				}
 			}
 			first := clBodies("first", 200)

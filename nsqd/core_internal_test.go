@@ -418,3 +418,34 @@ func TestStampNewBeyondOneTick(t *testing.T) {
 		}
 	}
 }
+
+// The declared length of a text /mpub only sizes blocks: too small, too
+// large or unknown, the messages are the same.
+func TestTextMPUBSizeHintOnlySizesBlocks(t *testing.T) {
+	n := startTestNSQD(t, nil)
+	topic := n.GetTopic("text_hint")
+	var body strings.Builder
+	var want []string
+	for i := 0; i < 700; i++ {
+		line := strings.Repeat(string(rune('a'+i%26)), 1+i%300)
+		want = append(want, line)
+		body.WriteString(line + "\n")
+		if i%50 == 0 {
+			body.WriteString("\n") // empty lines are skipped
+		}
+	}
+	for _, hint := range []int64{-1, 0, 5, int64(body.Len()), 1 << 30} {
+		msgs, err := readTextMPUBInto(strings.NewReader(body.String()), hint, topic, 1<<20, 1<<20, &mpubScratch{})
+		if err != nil {
+			t.Fatalf("hint %d: %v", hint, err)
+		}
+		if len(msgs) != len(want) {
+			t.Fatalf("hint %d: %d messages, want %d", hint, len(msgs), len(want))
+		}
+		for i, m := range msgs {
+			if string(m.Body) != want[i] || cap(m.Body) != len(m.Body) {
+				t.Fatalf("hint %d: message %d is %q (cap %d), want %q", hint, i, m.Body, cap(m.Body), want[i])
+			}
+		}
+	}
+}

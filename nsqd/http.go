@@ -222,12 +222,16 @@ func (s *httpServer) doMPUB(w http.ResponseWriter, req *http.Request, ps httprou
 	var scratch *mpubScratch
 	if binaryMode {
 		var cerr *protocol.ClientError
-		msgs, scratch, cerr = readMPUBPooled(bufio.NewReader(req.Body), topic, opts.MaxMsgSize, opts.MaxBodySize)
+		r := textReaderPool.Get().(*bufio.Reader)
+		r.Reset(req.Body)
+		msgs, scratch, cerr = readMPUBPooled(r, topic, opts.MaxMsgSize, opts.MaxBodySize)
+		r.Reset(nil)
+		textReaderPool.Put(r)
 		if cerr != nil {
 			return nil, httpErr(413, strings.TrimPrefix(cerr.Code, "E_"))
 		}
 	} else {
-		msgs, err = readTextMPUB(req.Body, topic, opts.MaxMsgSize, opts.MaxBodySize)
+		msgs, scratch, err = readTextMPUBPooled(req.Body, req.ContentLength, topic, opts.MaxMsgSize, opts.MaxBodySize)
 		if err != nil {
 			return nil, err
 		}
@@ -241,35 +245,6 @@ func (s *httpServer) doMPUB(w http.ResponseWriter, req *http.Request, ps httprou
 		recycleMPUB(scratch, msgs, onlyOnDisk)
 	}
 	return "OK", nil
-}
-
-// readTextMPUB splits a body on '\n' (a '\r' stays part of the message) and
-// skips empty lines. At most maxBodySize+1 bytes are ever read.
-func readTextMPUB(body io.Reader, topic *Topic, maxMsgSize, maxBodySize int64) ([]*Message, error) {
-	r := bufio.NewReader(io.LimitReader(body, maxBodySize+1))
-	var msgs []*Message
-	var total int64
-	for {
-		line, err := r.ReadBytes('\n')
-		total += int64(len(line))
-		if total > maxBodySize {
-			return nil, httpErr(413, "BODY_TOO_BIG")
-		}
-		if err != nil && err != io.EOF {
-			return nil, httpErr(500, "INTERNAL_ERROR")
-		}
-		line = bytes.TrimSuffix(line, []byte("\n"))
-		if int64(len(line)) > maxMsgSize {
-			return nil, httpErr(413, "MSG_TOO_BIG")
-		}
-		if len(line) > 0 {
-			msgs = append(msgs, &Message{Body: line})
-		}
-		if err == io.EOF {
-			topic.stampNew(msgs)
-			return msgs, nil
-		}
-	}
 }
 
 // boolParam reads include_clients / include_mem: only false/0 turn it off.
