@@ -76,7 +76,7 @@ type Channel struct {
 
 	inFlightMutex    sync.Mutex
 	inFlightMessages map[MessageID]*Message
-	inFlightPQ       msgPQ
+	inFlight         deadlineQueue
 
 	// nextDue is the earliest in-flight deadline or deferred due time
 	// (unix ns, 0 = none). It may be early (stale) but never late, so the
@@ -100,7 +100,7 @@ func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Cha
 		deferredMessages: make(map[MessageID]*Message),
 		deferredPQ:       newMsgPQ(0),
 		inFlightMessages: make(map[MessageID]*Message),
-		inFlightPQ:       newMsgPQ(0),
+		inFlight:         newDeadlineQueue(),
 		e2eLatency:       newE2ELatency(n.getOpts()),
 	}
 	memSize := n.getOpts().MemQueueSize
@@ -178,7 +178,7 @@ func (c *Channel) Empty() error {
 	c.inFlightMutex.Lock()
 	inFlight := c.inFlightMessages
 	c.inFlightMessages = make(map[MessageID]*Message)
-	c.inFlightPQ = newMsgPQ(0)
+	c.inFlight = newDeadlineQueue()
 	c.inFlightMutex.Unlock()
 
 	c.deferredMutex.Lock()
@@ -202,8 +202,7 @@ func (c *Channel) Empty() error {
 // deferred ones keep their due time.
 func (c *Channel) flush() {
 	c.inFlightMutex.Lock()
-	inFlight := c.inFlightPQ
-	c.inFlightPQ = newMsgPQ(0)
+	inFlight := c.inFlight.All()
 	c.inFlightMessages = make(map[MessageID]*Message)
 	c.inFlightMutex.Unlock()
 
@@ -428,7 +427,7 @@ func (c *Channel) startInFlightAt(m *Message, clientID int64, timeout time.Durat
 		return errAlreadyInFlt
 	}
 	c.inFlightMessages[m.ID] = m
-	c.inFlightPQ.Push(m)
+	c.inFlight.Push(m)
 	c.inFlightMutex.Unlock()
 	c.noteDue(due)
 	return nil
@@ -480,9 +479,7 @@ func (c *Channel) popInFlight(clientID int64, id MessageID) (*Message, error) {
 		return nil, errNotOwner
 	}
 	delete(c.inFlightMessages, id)
-	if m.index >= 0 && m.index < len(c.inFlightPQ) && c.inFlightPQ[m.index] == m {
-		c.inFlightPQ.Remove(m.index)
-	}
+	c.inFlight.Remove(m)
 	return m, nil
 }
 
@@ -533,11 +530,9 @@ func (c *Channel) TouchMessage(clientID int64, id MessageID, clientMsgTimeout ti
 	if limit := m.deliveredAt.Add(c.nsqd.getOpts().MaxMsgTimeout); newDeadline.After(limit) {
 		newDeadline = limit
 	}
+	c.inFlight.Remove(m)
 	m.pri = newDeadline.UnixNano()
-	if m.index >= 0 && m.index < len(c.inFlightPQ) && c.inFlightPQ[m.index] == m {
-		c.inFlightPQ.Remove(m.index)
-	}
-	c.inFlightPQ.Push(m)
+	c.inFlight.Push(m)
 	return nil
 }
 
@@ -551,7 +546,7 @@ func (c *Channel) processInFlightQueue(now int64) (dirty bool, next int64) {
 	}
 	for {
 		c.inFlightMutex.Lock()
-		m, wait := c.inFlightPQ.PeekAndShift(now)
+		m, wait := c.inFlight.PeekAndShift(now)
 		if m != nil {
 			delete(c.inFlightMessages, m.ID)
 		}

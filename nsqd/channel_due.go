@@ -47,8 +47,8 @@ func (c *Channel) refreshDue() int64 {
 func (c *Channel) earliestDue() int64 {
 	var due int64
 	c.inFlightMutex.Lock()
-	if len(c.inFlightPQ) > 0 {
-		due = c.inFlightPQ[0].pri
+	if m := c.inFlight.Peek(); m != nil {
+		due = m.pri
 	}
 	c.inFlightMutex.Unlock()
 	c.deferredMutex.Lock()
