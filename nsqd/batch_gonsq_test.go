@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -305,4 +306,75 @@ func TestMPUBBlockReuseKeepsMemoryMessagesIntact(t *testing.T) {
 			clCheckExactlyOnce(t, "b", b.snapshot(), rest)
 		})
 	}
+}
+
+// Single PUBs and DPUBs to a topic while one of its channels spills to disk
+// (no consumer, memory queue of 50) and another is consumed: every message
+// reaches every channel exactly once, the topic empties, the spilling
+// channel counts all of them (mostly on disk), and the DPUBs keep their
+// delay in both channels.
+func TestPUBWhileAChannelSpills(t *testing.T) {
+	opts := clOpts(t, "")
+	opts.MemQueueSize = 50
+	node := clStart(t, opts)
+	const topicName, n, dpubs = "pub_spill", 3500, 5
+	topic := node.n.GetTopic(topicName)
+	topic.GetChannel("full")
+	// consumes topicName/channel: bodies "d-*" (DPUBs) are timed, the rest
+	// counted
+	consume := func(channel string) (*clSet, func() map[string]time.Time) {
+		seen := newCLSet()
+		var mu sync.Mutex
+		deferred := map[string]time.Time{}
+		clConsumer(t, node.addr(), topicName, channel, nil, nsq.HandlerFunc(func(m *nsq.Message) error {
+			if b := string(m.Body); strings.HasPrefix(b, "d-") {
+				mu.Lock()
+				if _, ok := deferred[b]; !ok {
+					deferred[b] = time.Now()
+				}
+				mu.Unlock()
+				return nil
+			}
+			seen.add(string(m.Body))
+			return nil
+		}))
+		return seen, func() map[string]time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(deferred)
+		}
+	}
+	live, liveDeferred := consume("live")
+
+	p := clProducer(t, node.addr())
+	bodies := clBodies("p", n)
+	clPublishAsync(t, p, topicName, bodies[:3000])
+	published := time.Now()
+	for i := 0; i < dpubs; i++ {
+		if err := p.DeferredPublish(topicName, 300*time.Millisecond, []byte(fmt.Sprintf("d-%d", i))); err != nil {
+			t.Fatalf("DPUB: %v", err)
+		}
+	}
+	clPublishAsync(t, p, topicName, bodies[3000:])
+
+	clWaitUnique(t, live, n, 30*time.Second, "live channel")
+	clEventually(t, 10*time.Second, func() bool { return len(liveDeferred()) == dpubs }, "live: %d DPUBs", dpubs)
+	for b, at := range liveDeferred() {
+		if at.Sub(published) < 300*time.Millisecond {
+			t.Errorf("live: DPUB %s delivered %v after publishing, before its 300ms", b, at.Sub(published))
+		}
+	}
+	clEventually(t, 10*time.Second, func() bool {
+		d, _, chans := btDepths(t, node, topicName)
+		return d == 0 && chans["full"][0] == n+dpubs
+	}, "topic empty and channel full holding all %d", n+dpubs)
+	if _, _, chans := btDepths(t, node, topicName); chans["full"][1] < n+dpubs-50 {
+		t.Errorf("full: backend depth %d, want >= %d (memory holds 50)", chans["full"][1], n+dpubs-50)
+	}
+	full, fullDeferred := consume("full")
+	clWaitUnique(t, full, n, 30*time.Second, "full channel")
+	clEventually(t, 10*time.Second, func() bool { return len(fullDeferred()) == dpubs }, "full: %d DPUBs", dpubs)
+	time.Sleep(100 * time.Millisecond)
+	clCheckExactlyOnce(t, "live", live.snapshot(), bodies)
+	clCheckExactlyOnce(t, "full", full.snapshot(), bodies)
 }
