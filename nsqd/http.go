@@ -241,9 +241,7 @@ func (s *httpServer) doMPUB(w http.ResponseWriter, req *http.Request, ps httprou
 	if err != nil {
 		return nil, putError(err)
 	}
-	if scratch != nil {
-		recycleMPUB(scratch, msgs, onlyOnDisk)
-	}
+	recycleMPUB(scratch, msgs, onlyOnDisk)
 	return "OK", nil
 }
 
