@@ -1,5 +1,7 @@
 package nsqd
 
+import "github.com/ournsq/nsq/internal/lg"
+
 // BackendQueue is where a topic or channel keeps what does not fit in memory.
 // It sits behind an interface so tests can inject failing backends and
 // ephemeral queues can have none.
@@ -33,10 +35,21 @@ func newDiskBackend(n *NSQD, name string) BackendQueue {
 			n.logf,
 		)
 	}
+	var q BackendQueue
 	if isNewQueue(dqFiles{dir: opts.DataPath, name: name}) {
-		return newLazyDiskBackend(open)
+		q = newLazyDiskBackend(open)
+	} else {
+		q = open(make(chan []byte, readChanBuffer))
 	}
-	return open(make(chan []byte, readChanBuffer))
+	if opts.MemQueueSize <= 0 {
+		return q // every message on disk before it is acknowledged
+	}
+	return newWriteBehindBackend(q, func(err error, held int) {
+		n.SetHealth(err)
+		if err != nil {
+			n.logf(lg.ERROR, "DISKQUEUE(%s): failed to write messages, %d held in memory - %s", name, held, err)
+		}
+	})
 }
 
 // readChanBuffer is how many messages a disk queue's forwarder may have
@@ -74,12 +87,20 @@ func backendIsEmpty(bq BackendQueue) bool {
 		return true
 	case *lazyDiskBackend:
 		return q.isEmpty()
+	case *writeBehindBackend:
+		return q.isEmpty()
 	}
 	return bq.Depth() == 0
 }
 
 // writeMessageToBackend persists m; deliverAt (unix ns) keeps a deferral.
+// A fresh message may be written behind (backend_writebehind.go); one
+// read from a disk queue is written through, as its record is finished
+// once this copy exists.
 func writeMessageToBackend(m *Message, deliverAt int64, bq BackendQueue) error {
+	if w, ok := bq.(*writeBehindBackend); ok && m.ref == nil {
+		return w.putMessage(m, deliverAt)
+	}
 	return bq.Put(m.encodeDisk(deliverAt))
 }
 
@@ -91,6 +112,8 @@ func writeMessagesToBackend(msgs []*Message, bq BackendQueue) (int, error) {
 	case *diskBackend:
 		return q.putMessages(msgs)
 	case *lazyDiskBackend:
+		return q.putMessages(msgs)
+	case *writeBehindBackend:
 		return q.putMessages(msgs)
 	}
 	for i, m := range msgs {

@@ -950,6 +950,8 @@ func claimRecord(bq BackendQueue, b []byte) *diskRef {
 		if dq := q.opened.Load(); dq != nil {
 			return dq.claim(b)
 		}
+	case *writeBehindBackend:
+		return claimRecord(q.inner, b)
 	}
 	return nil
 }
@@ -1056,6 +1058,47 @@ func (q *diskBackend) putMessages(msgs []*Message) (int, error) {
 			return done, err
 		}
 		done += n
+	}
+	return done, nil
+}
+
+// putEntries writes n messages framed as the entries of a batch record
+// (buf[:batchHeaderLength] is room for the header, then n times a 4-byte
+// length and a version-1 record; see writeBehindBackend): as one batch
+// record when the cursor file can count it and it is within the record
+// limit, else one record per message. It returns how many messages, from
+// the first, were written. buf is free again when it returns.
+func (q *diskBackend) putEntries(buf []byte, n int) (int, error) {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	if q.closed {
+		return 0, errors.New("exiting")
+	}
+	q.mu.Lock()
+	batch := q.cursorFile != nil
+	q.mu.Unlock()
+	if n > 1 && batch && len(buf) <= int(q.chk.max) {
+		buf[0] = diskFormatBatch
+		binary.BigEndian.PutUint32(buf[1:batchHeaderLength], uint32(n))
+		if err := q.putLocked(buf); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	return forEachEntry(buf, func(rec []byte) error { return q.putLocked(rec) })
+}
+
+// forEachEntry calls put with every record framed in buf (as putEntries
+// takes them), stopping at the first error; it returns how many succeeded.
+func forEachEntry(buf []byte, put func(rec []byte) error) (int, error) {
+	done := 0
+	for off := batchHeaderLength; off+batchEntryHeader <= len(buf); done++ {
+		l := int(binary.BigEndian.Uint32(buf[off:]))
+		off += batchEntryHeader
+		if err := put(buf[off : off+l : off+l]); err != nil {
+			return done, err
+		}
+		off += l
 	}
 	return done, nil
 }

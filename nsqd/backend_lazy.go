@@ -67,6 +67,15 @@ func (l *lazyDiskBackend) putMessages(msgs []*Message) (int, error) {
 	return q.putMessages(msgs)
 }
 
+// putEntries is diskBackend.putEntries, opening the queue on first use.
+func (l *lazyDiskBackend) putEntries(buf []byte, n int) (int, error) {
+	q, err := l.queue(true)
+	if err != nil {
+		return 0, err
+	}
+	return q.putEntries(buf, n)
+}
+
 // ReadChan is valid before the queue is opened.
 func (l *lazyDiskBackend) ReadChan() <-chan []byte { return l.readChan }
 

@@ -690,3 +690,35 @@ func TestDurabilityExitRightAfterMain(t *testing.T) {
 		node.exit()
 	}
 }
+
+// PUBs that overflow a channel's memory queue are acknowledged while their
+// disk write is still behind (backend_writebehind.go): they are counted at
+// once, and a clean exit right after the last OK keeps every one of them.
+func TestDurabilitySpilledPUBsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	const topicName, n = "spill_restart", 500
+	dataPath := t.TempDir()
+	opts := clOpts(t, dataPath)
+	opts.MemQueueSize = 10
+	node := clStart(t, opts)
+	ch := node.n.GetTopic(topicName).GetChannel("c")
+	p := clProducer(t, node.addr())
+	want := map[string]durExpect{}
+	for i := 0; i < n; i++ {
+		b := fmt.Sprintf("sp-%d", i)
+		if err := p.Publish(topicName, []byte(b)); err != nil {
+			t.Fatalf("PUB: %v", err)
+		}
+		want[b] = durExpect{attempts: 1}
+	}
+	if d := ch.Depth(); d != n {
+		t.Errorf("channel depth right after the last OK: %d, want %d", d, n)
+	}
+	p.Stop()
+	node.exit()
+
+	node = clStart(t, clOpts(t, dataPath))
+	rc := durDial(t, node.addr())
+	rc.sub(t, topicName, "c", 50)
+	durCheck(t, topicName+"/c", rc.autoFin(), want, 10*time.Second)
+}

@@ -1293,14 +1293,24 @@ func TestHTTPPingHealth_DHTTP12(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.MkdirAll(h.data, 0o755) })
-	r := h.post("/pub?topic=health", "to-disk")
-	t.Logf("/pub with a failing backend: %d %q", r.code, r.body)
-	if r.code == 200 {
-		t.Fatalf("/pub succeeded although the data path is gone")
+	// The memory queue is full: the message is written behind
+	// (backend_writebehind.go), so it is accepted and held in memory, and
+	// the failed write turns the node unhealthy within milliseconds.
+	if r := h.post("/pub?topic=health", "to-disk"); r.code != 200 {
+		t.Fatalf("/pub overflowing into write-behind: %d %q, want 200", r.code, r.body)
 	}
-	ping := h.get("/ping")
+	var ping htResp
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ping = h.get("/ping"); ping.code != 200 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if ping.code != 500 || !strings.HasPrefix(ping.body, "NOK - ") || len(ping.body) <= len("NOK - ") {
 		t.Errorf("/ping: %d %q, want 500 \"NOK - <err>\"", ping.code, ping.body)
+	}
+	// unhealthy: publishes are refused
+	if r := h.post("/pub?topic=health", "refused"); r.code != 500 {
+		t.Errorf("/pub while the data path is gone: %d %q, want 500", r.code, r.body)
 	}
 	if ping.hdr.Get("X-NSQ-Content-Type") != "" {
 		t.Errorf("/ping error carries X-NSQ-Content-Type")
@@ -1312,12 +1322,24 @@ func TestHTTPPingHealth_DHTTP12(t *testing.T) {
 	if err := os.MkdirAll(h.data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h.mustPost("/pub?topic=health", "to-disk-again")
-	if r := h.get("/ping"); r.code != 200 || r.body != "OK" {
-		t.Errorf("/ping after recovery: %d %q", r.code, r.body)
+	// the held message's write is retried: the node recovers by itself
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ping = h.get("/ping"); ping.code == 200 || time.Now().After(deadline) {
+			break
+		}
 	}
-	if _, doc := h.stats("include_mem=false"); doc.Health != "OK" {
+	if ping.code != 200 || ping.body != "OK" {
+		t.Errorf("/ping after recovery: %d %q", ping.code, ping.body)
+	}
+	h.mustPost("/pub?topic=health", "to-disk-again")
+	_, doc := h.stats("include_mem=false")
+	if doc.Health != "OK" {
 		t.Errorf("/stats health after recovery %q", doc.Health)
+	}
+	// nothing accepted was lost: the held message was written once the
+	// data path was back
+	if len(doc.Topics) != 1 || doc.Topics[0].Depth != 3 || doc.Topics[0].BackendDepth != 2 {
+		t.Errorf("after recovery: %+v, want depth 3 (1 in memory, 2 on disk)", doc.Topics)
 	}
 }
 

@@ -186,13 +186,16 @@ func (d *daemon) stop(t *testing.T, sig os.Signal) int {
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	code := waitExit(t, d.cmd)
+	// every line read before Wait, which closes the pipe (lines still
+	// in it would be lost)
 	select {
 	case <-d.scanned:
 	case <-time.After(waitLimit):
+		d.cmd.Process.Kill()
+		waitExit(t, d.cmd)
 		t.Fatal("stderr not closed")
 	}
-	return code
+	return waitExit(t, d.cmd)
 }
 
 var httpClient = &http.Client{Timeout: waitLimit, Transport: &http.Transport{DisableKeepAlives: true}}
