@@ -91,7 +91,8 @@ func benchDrain(c *Channel, stop chan struct{}, count *atomic.Int64, wg *sync.Wa
 			if ok {
 				count.Add(1)
 			}
-		case <-c.backend.ReadChan():
+		case b := <-c.backend.ReadChan():
+			claimRecord(c.backend, b).release() // as a consumer does
 			count.Add(1)
 		case <-stop:
 			return

@@ -269,12 +269,14 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 				}
 				flushed = false
 			}
-			// the disk queue's read buffer: same burst as below
+			// the disk queue's read buffer: same burst as below; once
+			// it is empty, straight from what its forwarder holds
+			// (diskBackend.takeHeld)
 			for i := 1; i < pumpBurst && c.isReadyForMessages(subChannel); i++ {
 				select {
 				case b = <-backendMsgChan:
 				default:
-					b = nil
+					b = takeHeldFrom(subChannel.backend)
 				}
 				if b == nil {
 					break
