@@ -72,23 +72,9 @@ mkdir -p "$data_path"
 
 nsqd_pid=
 prof_pid=
-cleanup() {
-	if [ -n "$prof_pid" ]; then
-		kill "$prof_pid" 2>/dev/null || true
-		wait "$prof_pid" 2>/dev/null || true
-	fi
-	if [ -n "$nsqd_pid" ]; then
-		kill "$nsqd_pid" 2>/dev/null || true
-		wait "$nsqd_pid" 2>/dev/null || true
-	fi
-	if [ "$keep" = 1 ]; then
-		echo "# kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_traps
 
 echo "# using --mem-queue-size=$mem_queue_size --data-path=$data_path --size=$size --batch-size=$batch_size --runfor=$runfor"
 echo "# load: $(uptime)"
@@ -107,18 +93,7 @@ http=127.0.0.1:$http_port
 	>"$tmp/nsqd.log" 2>&1 &
 nsqd_pid=$!
 
-for _ in $(seq 100); do
-	if curl -fs "http://$http/ping" >/dev/null 2>&1; then
-		break
-	fi
-	if ! kill -0 "$nsqd_pid" 2>/dev/null; then
-		echo "bench.sh: nsqd exited:" >&2
-		cat "$tmp/nsqd.log" >&2
-		nsqd_pid=
-		exit 1
-	fi
-	sleep 0.1
-done
+bench_wait_ping bench.sh "$http" "$tmp/nsqd.log"
 curl -fs -X POST "http://$http/topic/create?topic=sub_bench" >/dev/null
 curl -fs -X POST "http://$http/channel/create?topic=sub_bench&channel=ch" >/dev/null
 

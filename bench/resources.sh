@@ -78,19 +78,9 @@ done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nsqres.XXXXXX")
 nsqd_pid=
-cleanup() {
-	if [ -n "$nsqd_pid" ]; then
-		kill "$nsqd_pid" 2>/dev/null || true
-		wait "$nsqd_pid" 2>/dev/null || true
-	fi
-	if [ "$keep" = 1 ]; then
-		echo "# kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_traps
 
 echo "# building into $tmp"
 if [ -z "$nsqd_bin" ]; then
@@ -117,20 +107,7 @@ start_nsqd() {
 			--data-path="$data" $nsqd_flags
 	) >"$tmp/nsqd.$run.log" 2>&1 &
 	nsqd_pid=$!
-	for _ in $(seq 100); do
-		if curl -fs "http://$http/ping" >/dev/null 2>&1; then
-			return 0
-		fi
-		if ! kill -0 "$nsqd_pid" 2>/dev/null; then
-			echo "resources.sh: nsqd exited:" >&2
-			cat "$tmp/nsqd.$run.log" >&2
-			nsqd_pid=
-			exit 1
-		fi
-		sleep 0.1
-	done
-	echo "resources.sh: nsqd did not answer /ping within 10s" >&2
-	exit 1
+	bench_wait_ping resources.sh "$http" "$tmp/nsqd.$run.log"
 }
 
 stop_nsqd() {

@@ -93,15 +93,9 @@ done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nsqscen.XXXXXX")
 nsqd_pid=
-cleanup() {
-	if [ -n "$nsqd_pid" ]; then
-		kill "$nsqd_pid" 2>/dev/null || true
-		wait "$nsqd_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_traps
 
 if [ -n "$nsqd" ]; then
 	if [ ! -x "$nsqd" ]; then
@@ -127,10 +121,7 @@ start_nsqd() { # mem-queue-size scenario
 	"$tmp/nsqd" --tcp-address="$tcp" --http-address="$http" \
 		--mem-queue-size="$1" --data-path="$tmp/data" >"$tmp/nsqd.log" 2>&1 &
 	nsqd_pid=$!
-	for _ in $(seq 100); do
-		curl -fs "http://$http/ping" >/dev/null 2>&1 && break
-		sleep 0.05
-	done
+	bench_wait_ping scenarios.sh "$http" "$tmp/nsqd.log"
 	curl -fs -X POST "http://$http/topic/create?topic=sub_bench" >/dev/null
 	if [ -n "$topic_only" ] && case "$2" in pub* | mpub* | http*) true ;; *) false ;; esac then
 		: # no channel: the topic keeps what is published

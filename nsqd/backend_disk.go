@@ -1146,9 +1146,7 @@ func (q *diskBackend) putMessages(msgs []*Message) (int, error) {
 	if q.closed {
 		return 0, errors.New("exiting")
 	}
-	q.mu.Lock()
-	batch := q.cursorFile != nil
-	q.mu.Unlock()
+	batch := q.cursorCounts()
 	done := 0
 	for done < len(msgs) {
 		n, size := 1, diskV1Size(msgs[done])
@@ -1183,9 +1181,7 @@ func (q *diskBackend) putEntries(buf []byte, n int) (int, error) {
 	if q.closed {
 		return 0, errors.New("exiting")
 	}
-	q.mu.Lock()
-	batch := q.cursorFile != nil
-	q.mu.Unlock()
+	batch := q.cursorCounts()
 	if n > 1 && batch && len(buf) <= int(q.chk.max) {
 		buf[0] = diskFormatBatch
 		binary.BigEndian.PutUint32(buf[1:batchHeaderLength], uint32(n))
@@ -1210,6 +1206,14 @@ func forEachEntry(buf []byte, put func(rec []byte) error) (int, error) {
 		off += l
 	}
 	return done, nil
+}
+
+// cursorCounts reports whether batch records may be written: the cursor
+// file can count their messages for the next start.
+func (q *diskBackend) cursorCounts() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cursorFile != nil
 }
 
 // maxEncBuf is the largest encoding buffer putMessages keeps for the next

@@ -176,26 +176,14 @@ func main() {
 			scratch := make([]byte, 64)
 			ready.Done()
 			<-start
-			var sent int64
-			for {
-				select {
-				case <-stop:
-					total.Add(sent)
-					return
-				default:
-				}
-				if *count > 0 && claimed.Add(perReq)-perReq >= *count {
-					total.Add(sent)
-					return
-				}
+			benchutil.RequestLoop(stop, &claimed, *count, perReq, &total, func() {
 				if _, err := conn.Write(req); err != nil {
 					log.Fatalf("writing request: %s", err)
 				}
 				if scratch, err = readResponse(rd, scratch); err != nil {
 					log.Fatalf("POST /%s: %s", *mode, err)
 				}
-				sent += perReq
-			}
+			})
 		}()
 	}
 	elapsed, cpu0 := benchutil.RunWorkers(*deadline, *runfor, &ready, &done, start, stop)

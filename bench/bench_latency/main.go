@@ -134,46 +134,22 @@ func main() {
 	go func() {
 		defer readers.Done()
 		w := bufio.NewWriterSize(sub, 4096)
-		fin := []byte("FIN 0123456789abcdef\n")
-		for {
-			typ, data, err := subRd.ReadFrame()
+		err := benchutil.ConsumeFrames(subRd, w, func(data []byte) {
 			now := stamp()
-			if err != nil {
-				var ne net.Error
-				if stopping.Load() && errors.As(err, &ne) && ne.Timeout() {
-					return
+			b := data[benchutil.MsgHeader:]
+			if len(b) >= 16 && bytes.Equal(b[8:16], marker[:]) {
+				if sent := int64(binary.BigEndian.Uint64(b)); sent >= warmupEnd {
+					samples = append(samples, now-sent)
 				}
-				log.Fatalf("consumer: %s", err)
+				received.Add(1)
+			} else {
+				foreign++
 			}
-			switch typ {
-			case benchutil.FrameTypeMessage:
-				if len(data) < benchutil.MsgHeader {
-					log.Fatalf("short message frame (%d bytes)", len(data))
-				}
-				b := data[benchutil.MsgHeader:]
-				if len(b) >= 16 && bytes.Equal(b[8:16], marker[:]) {
-					if sent := int64(binary.BigEndian.Uint64(b)); sent >= warmupEnd {
-						samples = append(samples, now-sent)
-					}
-					received.Add(1)
-				} else {
-					foreign++
-				}
-				copy(fin[4:20], data[benchutil.MsgIDOffset:benchutil.MsgIDOffset+benchutil.MsgIDLength])
-				w.Write(fin)
-			case benchutil.FrameTypeResponse:
-				if bytes.Equal(data, benchutil.Heartbeat) {
-					w.Write([]byte("NOP\n"))
-				}
-			case benchutil.FrameTypeError:
-				log.Fatalf("consumer: error frame %s", data)
-			}
-			// everything nsqd sent so far is handled: send the FINs
-			if subRd.R.Buffered() == 0 && w.Buffered() > 0 {
-				if err := w.Flush(); err != nil {
-					log.Fatalf("consumer: %s", err)
-				}
-			}
+			benchutil.WriteFIN(w, data)
+		})
+		var ne net.Error
+		if !stopping.Load() || !errors.As(err, &ne) || !ne.Timeout() {
+			log.Fatalf("consumer: %s", err)
 		}
 	}()
 

@@ -276,70 +276,48 @@ type consumerStats struct {
 func consume(conn net.Conn, rd *benchutil.Reader, base time.Time, nonce [8]byte, recs []record, timeoutMode bool, done chan struct{}) consumerStats {
 	var st consumerStats
 	w := bufio.NewWriterSize(conn, 16*1024)
-	fin := []byte("FIN 0123456789abcdef\n")
 	complete := 0
-	for {
-		typ, data, err := rd.ReadFrame()
+	err := benchutil.ConsumeFrames(rd, w, func(data []byte) {
 		now := time.Since(base)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return st
-			}
-			log.Fatalf("consumer: %s", err)
+		attempts := binary.BigEndian.Uint16(data[8:10])
+		body := data[benchutil.MsgHeader:]
+		if len(body) < 16 || !bytes.Equal(body[:8], nonce[:]) {
+			st.stale++
+			benchutil.WriteFIN(w, data)
+			return
 		}
-		switch typ {
-		case benchutil.FrameTypeMessage:
-			if len(data) < benchutil.MsgHeader {
-				log.Fatalf("short message frame (%d bytes)", len(data))
-			}
-			attempts := binary.BigEndian.Uint16(data[8:10])
-			body := data[benchutil.MsgHeader:]
-			copy(fin[4:20], data[benchutil.MsgIDOffset:benchutil.MsgIDOffset+benchutil.MsgIDLength])
-			if len(body) < 16 || !bytes.Equal(body[:8], nonce[:]) {
-				st.stale++
-				w.Write(fin)
-				break
-			}
-			idx := binary.BigEndian.Uint64(body[8:16])
-			if idx >= uint64(len(recs)) {
-				st.stale++
-				w.Write(fin)
-				break
-			}
-			r := &recs[idx]
-			switch {
-			case attempts == 1 && r.first == 0:
-				r.first = now
-				if !timeoutMode {
-					w.Write(fin)
-					complete++
-				}
-			case attempts == 2 && timeoutMode && r.second == 0:
-				r.second = now
-				w.Write(fin)
+		idx := binary.BigEndian.Uint64(body[8:16])
+		if idx >= uint64(len(recs)) {
+			st.stale++
+			benchutil.WriteFIN(w, data)
+			return
+		}
+		r := &recs[idx]
+		switch {
+		case attempts == 1 && r.first == 0:
+			r.first = now
+			if !timeoutMode { // in timeout mode it is left to time out
+				benchutil.WriteFIN(w, data)
 				complete++
-			default:
-				st.extra++
-				w.Write(fin)
 			}
-			if complete == len(recs) && done != nil {
-				close(done)
-				done = nil
-			}
-		case benchutil.FrameTypeResponse:
-			if bytes.Equal(data, benchutil.Heartbeat) {
-				w.Write([]byte("NOP\n"))
-			}
-		case benchutil.FrameTypeError:
-			log.Fatalf("consumer: error frame %s", data)
+		case attempts == 2 && timeoutMode && r.second == 0:
+			r.second = now
+			benchutil.WriteFIN(w, data)
+			complete++
+		default:
+			st.extra++
+			benchutil.WriteFIN(w, data)
 		}
-		if rd.R.Buffered() == 0 && w.Buffered() > 0 {
-			if err := w.Flush(); err != nil {
-				log.Fatalf("consumer: %s", err)
-			}
+		if complete == len(recs) && done != nil {
+			close(done)
+			done = nil
 		}
+	})
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		log.Fatalf("consumer: %s", err)
 	}
+	return st
 }
 
 func report(timeoutMode bool, recs []record, st consumerStats, ident identifyResponse, rdyCount int, pubTook, wait time.Duration) {

@@ -100,24 +100,12 @@ func main() {
 			defer conn.Close()
 			ready.Done()
 			<-start
-			var sent int64
-			for {
-				select {
-				case <-stop:
-					total.Add(sent)
-					return
-				default:
-				}
-				if *count > 0 && claimed.Add(perCmd)-perCmd >= *count {
-					total.Add(sent)
-					return
-				}
+			benchutil.RequestLoop(stop, &claimed, *count, perCmd, &total, func() {
 				if _, err := conn.Write(cmd); err != nil {
 					panic(err)
 				}
 				awaitOK(conn, rd)
-				sent += perCmd
-			}
+			})
 		}()
 	}
 	elapsed, cpu0 := benchutil.RunWorkers(*deadline, *runfor, &ready, &done, start, stop)

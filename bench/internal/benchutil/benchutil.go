@@ -9,6 +9,7 @@ package benchutil
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -227,4 +229,66 @@ func RunWorkers(deadline string, runfor time.Duration, ready, done *sync.WaitGro
 	close(stop)
 	<-finished
 	return time.Since(t0), cpu0
+}
+
+// RequestLoop is a worker's run: roundTrip (one request and its answer,
+// worth per messages) again and again until stop is closed or, with
+// count > 0, until the workers sharing claimed have claimed count
+// messages. What it sent is added to total.
+func RequestLoop(stop <-chan struct{}, claimed *atomic.Int64, count, per int64, total *atomic.Int64, roundTrip func()) {
+	var sent int64
+	defer func() { total.Add(sent) }()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if count > 0 && claimed.Add(per)-per >= count {
+			return
+		}
+		roundTrip()
+		sent += per
+	}
+}
+
+// ConsumeFrames is the read loop of a consuming connection: each message
+// frame goes to onMessage (which buffers its answers, e.g. a FIN, on w), a
+// heartbeat is answered with NOP, an error frame is fatal, and w is
+// flushed whenever everything read so far is handled. It returns the read
+// error that ends it (a deadline set to stop the run, say).
+func ConsumeFrames(rd *Reader, w *bufio.Writer, onMessage func(data []byte)) error {
+	for {
+		typ, data, err := rd.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case FrameTypeMessage:
+			if len(data) < MsgHeader {
+				log.Fatalf("short message frame (%d bytes)", len(data))
+			}
+			onMessage(data)
+		case FrameTypeResponse:
+			if bytes.Equal(data, Heartbeat) {
+				w.WriteString("NOP\n")
+			}
+		case FrameTypeError:
+			log.Fatalf("consumer: error frame %s", data)
+		}
+		if rd.R.Buffered() == 0 && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				log.Fatalf("consumer: %s", err)
+			}
+		}
+	}
+}
+
+// WriteFIN buffers the FIN of message frame data on w.
+func WriteFIN(w *bufio.Writer, data []byte) {
+	var fin [4 + MsgIDLength + 1]byte
+	copy(fin[:], "FIN ")
+	copy(fin[4:], data[MsgIDOffset:MsgIDOffset+MsgIDLength])
+	fin[len(fin)-1] = '\n'
+	w.Write(fin[:])
 }
