@@ -590,10 +590,12 @@ func (c *Channel) processDeferredQueue(now int64) (dirty bool, next int64) {
 
 // fromBackend decodes a record read from the channel's disk queue. A record
 // whose deliver-at is still in the future goes to the deferred set and nil
-// is returned.
-func (c *Channel) fromBackend(b []byte) *Message {
+// is returned. The Message comes from the calling pump's slab.
+func (c *Channel) fromBackend(b []byte, slab *messageSlab) *Message {
 	ref := claimRecord(c.backend, b)
-	m, err := decodeDiskMessage(b)
+	m := slab.next()
+	err := decodeDiskMessageInto(m, b)
+	m.inBatch = true
 	if err != nil {
 		ref.release()
 		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to decode message - %s", c.name, err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -448,4 +449,51 @@ func TestTextMPUBSizeHintOnlySizesBlocks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A pump's messages from the disk queue share slab arrays; one that is
+// deferred is copied out of its array and out of its record, so it keeps
+// neither alive while it waits.
+func TestFromBackendSlabAndDeferCopy(t *testing.T) {
+	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
+	ch := n.GetTopic("slab").GetChannel("c")
+	for i := 0; i < 3; i++ {
+		if err := ch.PutMessage(NewMessage(n.GetTopic("slab").GenerateID(), []byte(fmt.Sprintf("m%d", i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var slab messageSlab
+	var got []*Message
+	for len(got) < 3 {
+		select {
+		case b := <-ch.backend.ReadChan():
+			if m := ch.fromBackend(b, &slab); m != nil {
+				got = append(got, m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("read %d of 3", len(got))
+		}
+	}
+	for i, m := range got {
+		if string(m.Body) != fmt.Sprintf("m%d", i) || !m.inBatch || m.ref == nil {
+			t.Errorf("message %d: body %q inBatch %v ref %v", i, m.Body, m.inBatch, m.ref)
+		}
+	}
+	if &slab.free[0] != (*Message)(unsafe.Add(unsafe.Pointer(got[2]), unsafe.Sizeof(Message{}))) {
+		t.Error("the messages are not consecutive elements of one slab array")
+	}
+	m := got[1]
+	recordBody := &m.Body[0]
+	if err := ch.StartDeferredTimeout(m, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ch.deferredMutex.Lock()
+	d := ch.deferredMessages[m.ID]
+	ch.deferredMutex.Unlock()
+	if d == nil || d == m || d.inBatch || string(d.Body) != "m1" || &d.Body[0] == recordBody {
+		t.Errorf("deferred: %p (slab element %p) inBatch %v body %q (still in the record: %v)", d, m, d != nil && d.inBatch, d.Body, d != nil && &d.Body[0] == recordBody)
+	}
+	got[0].releaseRecord()
+	got[2].releaseRecord()
+	d.releaseRecord()
 }

@@ -150,32 +150,58 @@ func (m *Message) encodeDisk(deliverAt int64) []byte {
 // decodeDiskMessage parses a version-1 or legacy (NSQ) disk record. The body
 // aliases b, which go-diskqueue allocates fresh for every read.
 func decodeDiskMessage(b []byte) (*Message, error) {
+	m := new(Message)
+	if err := decodeDiskMessageInto(m, b); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeDiskMessageInto is decodeDiskMessage into m (all of m is set).
+func decodeDiskMessageInto(m *Message, b []byte) error {
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		if b[0] != diskFormatV1 {
-			return nil, fmt.Errorf("%w: unknown format version 0x%02x", errCorruptRecord, b[0])
+			return fmt.Errorf("%w: unknown format version 0x%02x", errCorruptRecord, b[0])
 		}
 		if len(b) <= diskHeaderLengthV1 {
-			return nil, fmt.Errorf("%w: %d bytes is shorter than a v1 record", errCorruptRecord, len(b))
+			return fmt.Errorf("%w: %d bytes is shorter than a v1 record", errCorruptRecord, len(b))
 		}
-		m := &Message{
+		*m = Message{
 			Timestamp: int64(binary.BigEndian.Uint64(b[1:9])),
 			Attempts:  binary.BigEndian.Uint16(b[9:11]),
 			deliverAt: int64(binary.BigEndian.Uint64(b[27:35])),
 			Body:      b[diskHeaderLengthV1:],
 		}
 		copy(m.ID[:], b[11:27])
-		return m, nil
+		return nil
 	}
 	if len(b) < legacyHeaderLength {
-		return nil, fmt.Errorf("%w: %d bytes is shorter than a legacy record", errCorruptRecord, len(b))
+		return fmt.Errorf("%w: %d bytes is shorter than a legacy record", errCorruptRecord, len(b))
 	}
-	m := &Message{
+	*m = Message{
 		Timestamp: int64(binary.BigEndian.Uint64(b[0:8])),
 		Attempts:  binary.BigEndian.Uint16(b[8:10]),
 		Body:      b[legacyHeaderLength:],
 	}
 	copy(m.ID[:], b[10:26])
-	return m, nil
+	return nil
+}
+
+// messageSlab hands out Messages carved from arrays of messageSlabSize
+// (one allocation per array instead of one per message read from disk);
+// each is marked inBatch, so one that waits long is copied out of its
+// array (Channel.deferUntil). Owned by one goroutine (a client's pump).
+type messageSlab struct{ free []Message }
+
+const messageSlabSize = 64
+
+func (s *messageSlab) next() *Message {
+	if len(s.free) == 0 {
+		s.free = make([]Message, messageSlabSize)
+	}
+	m := &s.free[0]
+	s.free = s.free[1:]
+	return m
 }
 
 // decodeWireMessage parses a message frame's data (used by tests and tools).

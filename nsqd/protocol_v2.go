@@ -224,6 +224,8 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 	flushed := true
 	// when this wake-up's deliveries start their in-flight timeout
 	var now time.Time
+	// Messages read from the disk queue are carved from its arrays
+	var slab messageSlab
 
 	for {
 		if !c.isReadyForMessages(subChannel) {
@@ -262,7 +264,7 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 			flushed = true
 		case b := <-backendMsgChan:
 			now = time.Now() // one clock read per wake-up, burst included
-			msg := subChannel.fromBackend(b)
+			msg := subChannel.fromBackend(b, &slab)
 			if msg != nil {
 				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
 					goto exit
@@ -281,7 +283,7 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 				if b == nil {
 					break
 				}
-				if msg = subChannel.fromBackend(b); msg == nil {
+				if msg = subChannel.fromBackend(b, &slab); msg == nil {
 					continue
 				}
 				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
