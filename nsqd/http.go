@@ -152,7 +152,15 @@ func (s *httpServer) doPUB(w http.ResponseWriter, req *http.Request, ps httprout
 	if req.ContentLength > maxMsgSize {
 		return nil, httpErr(413, "MSG_TOO_BIG")
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, maxMsgSize+1))
+	var body []byte
+	var err error
+	if n := req.ContentLength; n > 0 {
+		// net/http delivers exactly Content-Length bytes
+		body = make([]byte, n)
+		_, err = io.ReadFull(req.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(req.Body, maxMsgSize+1))
+	}
 	if err != nil {
 		return nil, httpErr(500, "INTERNAL_ERROR")
 	}

@@ -122,6 +122,10 @@ func RespondV1(w http.ResponseWriter, code int, data interface{}) {
 	if code == http.StatusOK {
 		switch d := data.(type) {
 		case string:
+			if d == "OK" {
+				body = okBody // the answer of /pub, /ping...: no conversion
+				break
+			}
 			body = []byte(d)
 		case []byte:
 			body = d
@@ -149,10 +153,17 @@ func RespondV1(w http.ResponseWriter, code int, data interface{}) {
 	if isJSON {
 		h.Set("Content-Type", ContentTypeJSON)
 	}
-	h.Set(HeaderNSQContentType, NSQContentTypeV1)
+	// the canonical form of HeaderNSQContentType, as Set would store it
+	// (Set allocates the canonical key on every call)
+	h["X-Nsq-Content-Type"] = nsqContentTypeV1
 	w.WriteHeader(code)
 	w.Write(body)
 }
+
+var (
+	okBody           = []byte("OK")
+	nsqContentTypeV1 = []string{NSQContentTypeV1}
+)
 
 // PlainText writes the result as a raw body with no X-NSQ-Content-Type
 // (D-HTTP-03); an error writes its status and text. The handler must return a
