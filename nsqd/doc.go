@@ -6,7 +6,9 @@
 // One accept loop; per connection an ioLoop (reads and executes commands)
 // and a messagePump (delivers messages, heartbeats, flushes); per topic a
 // messagePump (fans messages out to channels); per disk queue go-diskqueue's
-// ioLoop and our forwarder (backend_disk.go); one queueScanLoop with its
+// ioLoop and our forwarder (backend_disk.go), and while spilled messages
+// wait for their write-behind, a timer's goroutine (backend_writebehind.go);
+// one queueScanLoop with its
 // worker pool (in-flight timeouts and deferred messages); one metadata
 // writer (nsqd.dat); one health probe (health.go, idle while healthy).
 // Exit stops them in this order: listener, connections, metadata, topics
