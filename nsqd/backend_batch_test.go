@@ -518,3 +518,45 @@ func TestBackendTakeHeldKeepsOrder(t *testing.T) {
 	btDepth(t, q2, 0, "after a restart, all finished")
 	q2.Close()
 }
+
+// isEmpty (the topic's direct-delivery check) follows puts, reads, Empty
+// and a restart with records queued.
+func TestBackendIsEmptyCounts(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := openBatchBackend(t, dir, 1<<20)
+	if !q.isEmpty() {
+		t.Fatal("a new queue is not empty")
+	}
+	btPut(t, q, 0, 5)
+	q.Put(record(5))
+	if q.isEmpty() {
+		t.Error("empty with 6 messages queued")
+	}
+	got, refs := readN(t, q, 6)
+	for _, r := range refs {
+		r.release()
+	}
+	waitFor(t, q.isEmpty, "empty after reading everything "+strings.Join(got, " "))
+	q.Put(record(6))
+	q.Put(record(7))
+	waitFor(t, func() bool { return len(q.readChan) == 2 }, "the two records forwarded")
+	if q.isEmpty() {
+		t.Error("empty with 2 messages in ReadChan")
+	}
+	if err := q.Empty(); err != nil {
+		t.Fatal(err)
+	}
+	if !q.isEmpty() {
+		t.Error("not empty after Empty")
+	}
+	q.Put(record(8))
+	q.Close()
+	q2, _ := openBatchBackend(t, dir, 1<<20)
+	defer q2.Close()
+	if q2.isEmpty() {
+		t.Error("empty after a restart with a record queued")
+	}
+	_, refs2 := readN(t, q2, 1)
+	refs2[0].release()
+	waitFor(t, q2.isEmpty, "empty after reading the restart's record")
+}
