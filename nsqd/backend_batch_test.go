@@ -237,7 +237,7 @@ func TestBackendBatchRecount(t *testing.T) {
 			}
 			q2, l := openBatchBackend(t, d, 20*size)
 			depth := q2.Depth()
-			got := readAll(t, q2)
+			got := readCounted(t, q2, depth)
 			first := tc.first
 			if first < 0 && len(got) > 0 {
 				first = btNums(got)[0]
