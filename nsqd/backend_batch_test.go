@@ -60,17 +60,26 @@ func btDepth(t *testing.T, q *diskBackend, want int64, what string) {
 // every message.
 func readAll(t *testing.T, q *diskBackend) []string {
 	t.Helper()
+	return readWhile(t, q, -1, 150*time.Millisecond)
+}
+
+// readWhile reads up to max messages (max < 0: no limit), each within
+// wait, claiming and releasing every one; it stops at the first wait
+// that passes without a message.
+func readWhile(t *testing.T, q *diskBackend, max int64, wait time.Duration) []string {
+	t.Helper()
 	var got []string
-	for {
+	for max < 0 || int64(len(got)) < max {
 		select {
 		case b := <-q.ReadChan():
 			got = append(got, bodyOf(t, b))
 			q.claim(b).release()
 			continue
-		case <-time.After(150 * time.Millisecond):
+		case <-time.After(wait):
 		}
-		return got
+		break
 	}
+	return got
 }
 
 func waitCursor(t *testing.T, q *diskBackend, cond func(cursorState) bool, what string) cursorState {

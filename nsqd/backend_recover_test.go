@@ -94,17 +94,7 @@ func frame(rec []byte) []byte {
 // is wrong either way shows.
 func readCounted(t *testing.T, q *diskBackend, depth int64) []string {
 	t.Helper()
-	var got []string
-	for int64(len(got)) < depth {
-		select {
-		case b := <-q.ReadChan():
-			got = append(got, bodyOf(t, b))
-			q.claim(b).release()
-			continue
-		case <-time.After(5 * time.Second):
-		}
-		break
-	}
+	got := readWhile(t, q, depth, 5*time.Second)
 	return append(got, readAll(t, q)...)
 }
 
