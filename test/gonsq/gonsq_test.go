@@ -86,6 +86,19 @@ func TestGoNSQSuite(t *testing.T) {
 
 	out, runErr := runSuite(t, suite)
 	results, sections := parseGoTest(out)
+	for name, res := range results {
+		if res != "PASS" && mockPortRace(sections[name]) {
+			// go-nsq's in-process mock nsqd (never our daemons) re-listened
+			// on the port it had just closed: run that test once more
+			t.Logf("NOTE: %s failed on go-nsq's mock nsqd re-binding its port (%q); running it again", name, mockBindError)
+			again, err := runSuite(t, suite, "-run", "^"+name+"$")
+			r, _ := parseGoTest(again)
+			results[name] = r[name]
+			if err == nil && r[name] == "PASS" && runErr != nil && !strings.Contains(out, "panic:") {
+				runErr = nil // that test was the only failure
+			}
+		}
+	}
 
 	// the table, in source order
 	var failed []string
@@ -247,12 +260,26 @@ func suiteTests(t *testing.T, dir string) []string {
 	return names
 }
 
-// runSuite runs `go test -v` in the copy, streaming every line to t.Log.
-func runSuite(t *testing.T, dir string) (string, error) {
+// mockBindError is how go-nsq's mock nsqd fails when the port it closed a
+// moment ago is not free yet (mock_test.go, TestConsumerBackoffDisconnect
+// listens twice on one address) — a race of go-nsq's own test, seen on a
+// loaded machine.
+const mockBindError = "bind: address already in use"
+
+// mockPortRace reports whether a test's output shows that race.
+func mockPortRace(section string) bool {
+	return strings.Contains(section, "mock_test.go") && strings.Contains(section, "FATAL: listen") &&
+		strings.Contains(section, mockBindError)
+}
+
+// runSuite runs `go test -v` in the copy (with extra arguments, e.g. -run),
+// streaming every line to t.Log.
+func runSuite(t *testing.T, dir string, extra ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), suiteLimit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", "120s", "./...")
+	args := append([]string{"test", "-count=1", "-v", "-timeout", "120s"}, extra...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "./...")...)
 	cmd.Dir = dir
 	cmd.Env = suiteEnv()
 	// own process group: on timeout the go command and its test binary go
@@ -277,7 +304,7 @@ func runSuite(t *testing.T, dir string) (string, error) {
 		io.Copy(io.Discard, pr)
 	}()
 	start := time.Now()
-	t.Logf("running go test -count=1 -v -timeout 120s ./... in %s", dir)
+	t.Logf("running go %s ./... in %s", strings.Join(args, " "), dir)
 	err := cmd.Start()
 	if err == nil {
 		err = cmd.Wait()
