@@ -418,7 +418,7 @@ func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.
 func (c *Channel) startInFlightAt(m *Message, clientID int64, timeout time.Duration, now time.Time) error {
 	due := now.Add(timeout).UnixNano()
 	m.clientID = clientID
-	m.deliveredAt = now
+	m.deliveredAt = now.UnixNano()
 	m.pri = due // m.pri belongs to the heap (and TOUCH) once pushed
 
 	c.inFlightMutex.Lock()
@@ -526,12 +526,10 @@ func (c *Channel) TouchMessage(clientID int64, id MessageID, clientMsgTimeout ti
 	if m.clientID != clientID {
 		return errNotOwner
 	}
-	newDeadline := time.Now().Add(clientMsgTimeout)
-	if limit := m.deliveredAt.Add(c.nsqd.getOpts().MaxMsgTimeout); newDeadline.After(limit) {
-		newDeadline = limit
-	}
+	newDeadline := time.Now().UnixNano() + int64(clientMsgTimeout)
+	limit := m.deliveredAt + int64(c.nsqd.getOpts().MaxMsgTimeout)
 	c.inFlight.Remove(m)
-	m.pri = newDeadline.UnixNano()
+	m.pri = min(newDeadline, limit)
 	c.inFlight.Push(m)
 	return nil
 }

@@ -84,6 +84,8 @@ type clientV2 struct {
 	readDeadline lazyDeadline
 	// IOLoop-owned: the topic of the last PUB/DPUB/MPUB (pubTopic)
 	lastPubTopic *Topic
+	// IOLoop-owned: FINs read but not applied yet (pump_batch.go)
+	fins finBatch
 
 	writeLock    sync.Mutex
 	writer       *bufio.Writer
@@ -351,11 +353,6 @@ func (c *clientV2) sendingMessage() {
 	c.messageCount.Add(1)
 }
 
-func (c *clientV2) finishedMessage() {
-	c.finishCount.Add(1)
-	c.inFlightDone()
-}
-
 func (c *clientV2) requeuedMessage() {
 	c.requeueCount.Add(1)
 	c.inFlightDone()
@@ -376,8 +373,11 @@ func (c *clientV2) TimedOutMessage() {
 // in_flight >= RDY, only the pump raises in_flight, so the decrement that
 // takes in_flight under RDY again starts from >= RDY; a RDY change wakes
 // the pump itself (setReadyCount), and Empty always does.
-func (c *clientV2) inFlightDone() {
-	if c.inFlightCount.Add(-1)+1 >= c.readyCount.Load() {
+func (c *clientV2) inFlightDone() { c.inFlightDoneN(1) }
+
+// inFlightDoneN is inFlightDone for n messages at once.
+func (c *clientV2) inFlightDoneN(n int64) {
+	if c.inFlightCount.Add(-n)+n >= c.readyCount.Load() {
 		c.tryUpdateReadyState()
 	}
 }
@@ -453,6 +453,10 @@ func (c *clientV2) sendResponse(data []byte, flush bool) error {
 func (c *clientV2) writeMessage(m *Message) error {
 	c.writeLock.Lock()
 	defer c.writeLock.Unlock()
+	return c.writeMessageLocked(m)
+}
+
+func (c *clientV2) writeMessageLocked(m *Message) error {
 	hdr := c.frameHeader[:]
 	binary.BigEndian.PutUint32(hdr[0:4], uint32(4+wireHeaderLength+len(m.Body)))
 	binary.BigEndian.PutUint32(hdr[4:8], uint32(frameTypeMessage))
@@ -482,6 +486,14 @@ func (c *clientV2) flush() error {
 // deadlineSlack is how long a read or write deadline may go without being
 // moved forward; see lazyDeadline.
 const deadlineSlack = 100 * time.Millisecond
+
+// armReadDeadline moves the read deadline (lazily) before a read that may
+// reach the socket: two missed heartbeats disconnect (D-TCP-08).
+func (c *clientV2) armReadDeadline() {
+	if d, ok := c.readDeadline.next(c.heartbeatInterval * 2); ok {
+		c.SetReadDeadline(d)
+	}
+}
 
 // lazyDeadline decides when to move a connection's read or write deadline.
 //

@@ -72,8 +72,10 @@ type Message struct {
 	clientID int64
 	pri      int64 // deadline (in flight) or due time (deferred), unix ns
 	index    int   // position in the channel heap
-	// deliveredAt is when the message was last sent to a client (TOUCH cap).
-	deliveredAt time.Time
+	// deliveredAt (unix ns) is when the message was last sent to a client
+	// (TOUCH cap); an int64 rather than a time.Time, whose location
+	// pointer made every delivery a write-barriered store.
+	deliveredAt int64
 
 	// ref is the disk record this message was read from while it is not
 	// finished (backend_disk.go); copies for several channels share it
@@ -157,7 +159,10 @@ func decodeDiskMessage(b []byte) (*Message, error) {
 	return m, nil
 }
 
-// decodeDiskMessageInto is decodeDiskMessage into m (all of m is set).
+// decodeDiskMessageInto is decodeDiskMessage into m, which must be a zero
+// Message (new, or fresh from a messageSlab): only the decoded fields are
+// stored, field by field, which spares copying a whole struct with its
+// write barriers.
 func decodeDiskMessageInto(m *Message, b []byte) error {
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		if b[0] != diskFormatV1 {
@@ -166,24 +171,20 @@ func decodeDiskMessageInto(m *Message, b []byte) error {
 		if len(b) <= diskHeaderLengthV1 {
 			return fmt.Errorf("%w: %d bytes is shorter than a v1 record", errCorruptRecord, len(b))
 		}
-		*m = Message{
-			Timestamp: int64(binary.BigEndian.Uint64(b[1:9])),
-			Attempts:  binary.BigEndian.Uint16(b[9:11]),
-			deliverAt: int64(binary.BigEndian.Uint64(b[27:35])),
-			Body:      b[diskHeaderLengthV1:],
-		}
-		copy(m.ID[:], b[11:27])
+		m.Timestamp = int64(binary.BigEndian.Uint64(b[1:9]))
+		m.Attempts = binary.BigEndian.Uint16(b[9:11])
+		m.deliverAt = int64(binary.BigEndian.Uint64(b[27:35]))
+		m.Body = b[diskHeaderLengthV1:]
+		m.ID = MessageID(b[11:27])
 		return nil
 	}
 	if len(b) < legacyHeaderLength {
 		return fmt.Errorf("%w: %d bytes is shorter than a legacy record", errCorruptRecord, len(b))
 	}
-	*m = Message{
-		Timestamp: int64(binary.BigEndian.Uint64(b[0:8])),
-		Attempts:  binary.BigEndian.Uint16(b[8:10]),
-		Body:      b[legacyHeaderLength:],
-	}
-	copy(m.ID[:], b[10:26])
+	m.Timestamp = int64(binary.BigEndian.Uint64(b[0:8]))
+	m.Attempts = binary.BigEndian.Uint16(b[8:10])
+	m.Body = b[legacyHeaderLength:]
+	m.ID = MessageID(b[10:26])
 	return nil
 }
 

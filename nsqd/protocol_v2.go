@@ -1,6 +1,7 @@
 package nsqd
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,13 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 	// block reading, even if that command answers nothing (FIN, RDY, NOP...)
 	unflushed := false
 	for {
+		// gathered FINs are applied before we could block reading
+		if c.fins.n > 0 && !lineBuffered(c.reader) {
+			if err = p.finishPending(c); err != nil {
+				err = fmt.Errorf("failed to send error - %w", err)
+				break
+			}
+		}
 		if unflushed && c.reader.Buffered() == 0 {
 			if err = c.flush(); err != nil {
 				err = fmt.Errorf("failed to send response - %w", err)
@@ -57,10 +65,10 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 			}
 			unflushed = false
 		}
-		// two missed heartbeats disconnect (D-TCP-08), moved lazily
-		// (lazyDeadline in client_v2.go)
-		if d, ok := c.readDeadline.next(c.heartbeatInterval * 2); ok {
-			c.SetReadDeadline(d)
+		// a command line already buffered needs no socket read, so no
+		// fresh deadline either (commands with a body arm it themselves)
+		if !lineBuffered(c.reader) {
+			c.armReadDeadline()
 		}
 
 		var line []byte
@@ -78,8 +86,23 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 			line = line[:n-1]
 		}
 
+		if c.fins.n > 0 && !isFINLine(line) {
+			// FINs before this command take effect before it runs
+			if err = p.finishPending(c); err != nil {
+				err = fmt.Errorf("failed to send error - %w", err)
+				break
+			}
+		}
+
 		var response []byte
 		response, err = p.execLine(c, line)
+		if c.fins.n == finBatchSize || (err != nil && c.fins.n > 0) {
+			// a full batch, or FINs before one that failed
+			if sendErr := p.finishPending(c); sendErr != nil {
+				err = fmt.Errorf("failed to send error - %w", sendErr)
+				break
+			}
+		}
 		if err != nil {
 			var cerr *protocol.ClientError
 			if !errors.As(err, &cerr) {
@@ -121,6 +144,22 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 		c.channel.RemoveClient(c.ID)
 	}
 	return err
+}
+
+// lineBuffered reports whether r holds a whole command line: reading it
+// needs no socket read.
+func lineBuffered(r *bufio.Reader) bool {
+	n := r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
+// isFINLine reports whether line is a FIN command (see finBatch).
+func isFINLine(line []byte) bool {
+	return len(line) > 4 && string(line[:4]) == "FIN "
 }
 
 // execLine executes one command line (without its line ending).
@@ -226,6 +265,8 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 	var now time.Time
 	// Messages read from the disk queue are carved from its arrays
 	var slab messageSlab
+	// one wake-up's messages, delivered together (pump_batch.go)
+	var batch deliveryBatch
 
 	for {
 		if !c.isReadyForMessages(subChannel) {
@@ -264,48 +305,42 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 			flushed = true
 		case b := <-backendMsgChan:
 			now = time.Now() // one clock read per wake-up, burst included
-			msg := subChannel.fromBackend(b, &slab)
-			if msg != nil {
-				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
-					goto exit
+			// the disk queue's read buffer, and once it is empty what its
+			// forwarder holds (diskBackend.takeHeld), up to the room RDY
+			// leaves; in flight and written as one batch (pump_batch.go)
+			room := c.readyRoom(subChannel)
+			for i := 0; i < room; i++ {
+				if i > 0 {
+					select {
+					case b = <-backendMsgChan:
+					default:
+						b = takeHeldFrom(subChannel.backend)
+					}
+					if b == nil {
+						break
+					}
 				}
+				if msg := subChannel.fromBackend(b, &slab); msg != nil {
+					batch.add(msg)
+				}
+			}
+			if batch.n > 0 {
 				flushed = false
 			}
-			// the disk queue's read buffer: same burst as below; once
-			// it is empty, straight from what its forwarder holds
-			// (diskBackend.takeHeld)
-			for i := 1; i < pumpBurst && c.isReadyForMessages(subChannel); i++ {
-				select {
-				case b = <-backendMsgChan:
-				default:
-					b = takeHeldFrom(subChannel.backend)
-				}
-				if b == nil {
-					break
-				}
-				if msg = subChannel.fromBackend(b, &slab); msg == nil {
-					continue
-				}
-				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
-					goto exit
-				}
-				flushed = false
+			if err = p.deliverBatch(c, subChannel, &batch, sampleRate, msgTimeout, now); err != nil {
+				goto exit
 			}
 		case msg, ok := <-memoryMsgChan:
 			now = time.Now() // one clock read per wake-up, burst included
 			if !ok {
 				continue // the queue moved to a bigger buffer
 			}
-			locality.Add(1)
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
-				goto exit
-			}
-			flushed = false
 			// take what is already queued without a trip through the
 			// select above (a full select per message was a fifth of a
-			// drain's CPU); bounded so heartbeats, flushes and exit are
-			// still seen promptly
-			for i := 1; i < pumpBurst && c.isReadyForMessages(subChannel); i++ {
+			// drain's CPU), up to the room RDY leaves; bounded so
+			// heartbeats, flushes and exit are still seen promptly
+			batch.add(msg)
+			for room := c.readyRoom(subChannel); batch.n < room; {
 				select {
 				case msg, ok = <-memoryMsgChan:
 				default:
@@ -314,10 +349,12 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 				if !ok {
 					break
 				}
-				locality.Add(1)
-				if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
-					goto exit
-				}
+				batch.add(msg)
+			}
+			locality.Add(uint64(batch.n))
+			flushed = false
+			if err = p.deliverBatch(c, subChannel, &batch, sampleRate, msgTimeout, now); err != nil {
+				goto exit
 			}
 		case msg := <-zoneMsgChan:
 			now = time.Now() // one clock read per wake-up, burst included
@@ -475,6 +512,7 @@ type identifyResponse struct {
 // readSizedBody reads an IDENTIFY/AUTH body: [int32 size][bytes], size
 // checked against --max-body-size before anything is allocated.
 func (p *protocolV2) readSizedBody(c *clientV2, cmd string) ([]byte, error) {
+	c.armReadDeadline()
 	size, err := protocol.ReadInt32(c.reader)
 	if err != nil {
 		return nil, fatal("E_BAD_BODY", "%s failed to read body size", cmd)
@@ -607,12 +645,10 @@ func (p *protocolV2) FIN(c *clientV2, params [][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.channel.FinishMessage(c.ID, id); err != nil {
-		// a string copy: formatting id[:] would move id to the heap on
-		// every FIN, not just this error path
-		return nil, nonFatal("E_FIN_FAILED", "FIN %s failed %s", string(id[:]), err)
-	}
-	c.finishedMessage()
+	// applied by the IOLoop with the FINs that follow it, before
+	// anything else (finishPending, pump_batch.go)
+	c.fins.ids[c.fins.n] = id
+	c.fins.n++
 	return nil, nil
 }
 
@@ -700,6 +736,7 @@ func (p *protocolV2) pubTopic(c *clientV2, name string) *Topic {
 // readMessageBody reads [int32 size][body] for PUB/DPUB, checking the size
 // before allocating (D-TCP-40, D-TCP-43).
 func (p *protocolV2) readMessageBody(c *clientV2, cmd string) ([]byte, error) {
+	c.armReadDeadline()
 	size, err := protocol.ReadInt32(c.reader)
 	if err != nil {
 		return nil, fatal("E_BAD_MESSAGE", "%s failed to read message body size", cmd)
@@ -788,6 +825,7 @@ func (p *protocolV2) MPUB(c *clientV2, params [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	opts := p.nsqd.getOpts()
+	c.armReadDeadline()
 	bodyLen, err := protocol.ReadInt32(c.reader)
 	if err != nil {
 		return nil, fatal("E_BAD_BODY", "MPUB failed to read body size")

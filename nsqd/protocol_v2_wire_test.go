@@ -1476,3 +1476,65 @@ func TestWireOutputBuffering_DTCP50(t *testing.T) {
 		t.Logf("RDY 10 (still ready): message after %v", el.Round(time.Millisecond))
 	})
 }
+
+// TestWirePipelinedFINs: FINs sent in one write are applied together
+// (pump_batch.go), and still exactly as if one by one: in order, each
+// failure answered on its own, every FIN applied before a later command
+// runs (so a TOUCH or REQ of a FINed message fails), and more FINs than
+// one batch holds all count.
+func TestWirePipelinedFINs(t *testing.T) {
+	t.Parallel()
+	n, addr := startNSQD(t, nil)
+	const total = 150
+	bodies := make([]string, total)
+	for i := range bodies {
+		bodies[i] = "m" + strconv.Itoa(i)
+	}
+	publish(t, addr, "pfin", bodies...)
+	c := consumer(t, addr, "pfin", "c", "", total)
+	ch := getChannel(t, n, "pfin", "c")
+	ids := make([]string, total)
+	for i := range ids {
+		ids[i] = c.readMsg().id
+	}
+	eventually(t, ioTimeout, "all in flight", func() bool { return ch.InFlightCount() == total })
+
+	// 0..129 in one write, with two unknown IDs and a repeat in between,
+	// then a TOUCH and a REQ of messages FINed in the same write
+	var w []byte
+	for i := 0; i < 130; i++ {
+		w = append(w, line("FIN "+ids[i])...)
+		switch i {
+		case 10:
+			w = append(w, line("FIN 0000000000000bad")...)
+		case 70:
+			w = append(w, line("FIN "+ids[3])...) // already FINed above
+		case 100:
+			w = append(w, line("FIN 0000000000000bae")...)
+		}
+	}
+	w = append(w, line("TOUCH "+ids[129])...)
+	w = append(w, line("REQ "+ids[128]+" 0")...)
+	c.write(w)
+	c.expectError("E_FIN_FAILED FIN 0000000000000bad failed ID not in flight")
+	c.expectError("E_FIN_FAILED FIN " + ids[3] + " failed ID not in flight")
+	c.expectError("E_FIN_FAILED FIN 0000000000000bae failed ID not in flight")
+	c.expectError("E_TOUCH_FAILED TOUCH " + ids[129] + " failed ID not in flight")
+	c.expectError("E_REQ_FAILED REQ " + ids[128] + " failed ID not in flight")
+	if got := ch.InFlightCount(); got != total-130 {
+		t.Fatalf("in flight after 130 FINs = %d, want %d", got, total-130)
+	}
+
+	// the rest, the last one followed by nothing: applied before nsqd
+	// waits for more, without any other command to push them
+	w = w[:0]
+	for i := 130; i < total; i++ {
+		w = append(w, line("FIN "+ids[i])...)
+	}
+	c.write(w)
+	eventually(t, ioTimeout, "all finished", func() bool { return ch.InFlightCount() == 0 })
+	c.expectSilence(quiet)
+	if ch.Depth() != 0 || ch.RequeueCount() != 0 {
+		t.Fatalf("depth %d, requeued %d after FINs of every message", ch.Depth(), ch.RequeueCount())
+	}
+}
