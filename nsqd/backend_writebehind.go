@@ -44,8 +44,10 @@ type writeBehindBackend struct {
 	mu      sync.Mutex
 	buf     []byte // batchHeaderLength bytes of room, then the messages as batch entries
 	n       int    // messages in buf
+	writing int    // messages taken from buf by the write under way
 	spare   []byte // the other buffer, while buf is being written
 	armed   bool   // timer will write buf
+	now     bool   // ... at once: buf is full
 	timer   *time.Timer
 	failing error // the last write failed
 	closed  bool
@@ -79,21 +81,41 @@ func (w *writeBehindBackend) putMessage(m *Message, deliverAt int64) error {
 		w.mu.Unlock()
 		return w.Put(m.encodeDisk(deliverAt))
 	}
+	w.appendLocked(m, size, deliverAt)
+	return w.scheduleAndUnlock()
+}
+
+// appendLocked adds m to the buffer (mu held).
+func (w *writeBehindBackend) appendLocked(m *Message, size int, deliverAt int64) {
 	if w.n == 0 {
 		w.buf = append(w.buf[:0], make([]byte, batchHeaderLength)...)
 	}
 	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(size))
 	w.buf = appendDiskV1(w.buf, m, deliverAt)
 	w.n++
-	full := len(w.buf) >= writeBehindMaxBytes
-	if !full && !w.armed {
+}
+
+// scheduleAndUnlock has the buffer written when it is due and releases mu:
+// within w.delay; right away, by the timer's goroutine, once it holds
+// writeBehindMaxBytes (the publisher goes on reading its next messages
+// while they are written); by the publisher itself once the writes fall
+// behind by twice that, so the memory held stays bounded. A failed write
+// keeps the messages and is reported: what was appended is accepted.
+func (w *writeBehindBackend) scheduleAndUnlock() error {
+	switch {
+	case len(w.buf) >= 2*writeBehindMaxBytes:
+		w.mu.Unlock()
+		w.flush()
+		return nil
+	case len(w.buf) >= writeBehindMaxBytes:
+		if !w.now {
+			w.now = true
+			w.armLocked(0)
+		}
+	case !w.armed:
 		w.armLocked(w.delay)
 	}
 	w.mu.Unlock()
-	if full {
-		// a failure keeps the messages and is reported; m is accepted
-		w.flush()
-	}
 	return nil
 }
 
@@ -115,18 +137,20 @@ func (w *writeBehindBackend) flush() error {
 // flushLocked writes what is buffered (flushMu held).
 func (w *writeBehindBackend) flushLocked() error {
 	w.mu.Lock()
-	w.armed = false
+	w.armed, w.now = false, false
 	buf, n := w.buf, w.n
 	if n == 0 {
 		w.mu.Unlock()
 		return nil
 	}
 	w.buf, w.n, w.spare = w.spare[:0], 0, nil
+	w.writing = n
 	w.mu.Unlock()
 
 	done, err := w.write(buf, n)
 
 	w.mu.Lock()
+	w.writing = 0
 	if err != nil {
 		rest := dropEntries(buf, done)
 		if w.n > 0 {
@@ -139,7 +163,9 @@ func (w *writeBehindBackend) flushLocked() error {
 		}
 	} else {
 		w.failing = nil
-		if cap(buf) <= 2*writeBehindMaxBytes {
+		if cap(buf) <= 4*writeBehindMaxBytes {
+			// reused: a publisher waits for the writes only once two
+			// buffers' worth (plus what its own put adds) is buffered
 			w.spare = buf[:0]
 		}
 	}
@@ -184,8 +210,29 @@ func (w *writeBehindBackend) Put(rec []byte) error {
 	return err
 }
 
-// putMessages writes an MPUB's messages through, after what is buffered.
+// putMessages queues an MPUB's messages for the disk as putMessage does
+// each: all of them, or (messages read from a disk queue, a batch too
+// large to hold, a failing disk) none, and they are written through,
+// after what is buffered.
 func (w *writeBehindBackend) putMessages(msgs []*Message) (int, error) {
+	size := 0
+	for _, m := range msgs {
+		if m.ref != nil {
+			size = writeBehindMaxBytes
+			break
+		}
+		size += batchEntryHeader + diskV1Size(m)
+	}
+	if size <= writeBehindMaxBytes/2 {
+		w.mu.Lock()
+		if w.failing == nil && !w.closed {
+			for _, m := range msgs {
+				w.appendLocked(m, diskV1Size(m), 0)
+			}
+			return len(msgs), w.scheduleAndUnlock()
+		}
+		w.mu.Unlock()
+	}
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
 	if err := w.flushLocked(); err != nil {
@@ -196,17 +243,22 @@ func (w *writeBehindBackend) putMessages(msgs []*Message) (int, error) {
 
 func (w *writeBehindBackend) ReadChan() <-chan []byte { return w.inner.ReadChan() }
 
-// Depth counts the buffered messages too.
+// Depth counts the buffered messages too. It waits for a write under way
+// (flushMu): until go-diskqueue's Put returns, its count may or may not
+// include the batch, and stats read right after a publish must be exact.
 func (w *writeBehindBackend) Depth() int64 {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	d := w.inner.Depth()
 	w.mu.Lock()
 	n := w.n
 	w.mu.Unlock()
-	return w.inner.Depth() + int64(n)
+	return d + int64(n)
 }
 
 func (w *writeBehindBackend) isEmpty() bool {
 	w.mu.Lock()
-	n := w.n
+	n := w.n + w.writing
 	w.mu.Unlock()
 	return n == 0 && backendIsEmpty(w.inner)
 }

@@ -15,9 +15,13 @@ type wbRecorder struct {
 	mu   sync.Mutex
 	recs [][]byte
 	fail error
+	gate chan struct{} // if set, every Put first takes a token from it
 }
 
 func (r *wbRecorder) Put(b []byte) error {
+	if r.gate != nil {
+		<-r.gate
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -139,13 +143,13 @@ func TestWriteBehindTimerWrites(t *testing.T) {
 }
 
 // A message that came from a disk queue (it holds a claim on its record)
-// is written through, after what is buffered; so is a put of a raw
-// record and an MPUB batch.
+// is written through, after what is buffered; so is an MPUB batch holding
+// such a message. A fresh MPUB batch is buffered like single messages.
 func TestWriteBehindWritesThroughInOrder(t *testing.T) {
 	r := &wbRecorder{}
 	w := newWriteBehindBackend(r, func(error, int) {})
 	w.delay = time.Hour // only what is written through writes
-	msgs := btMsgs(0, 6)
+	msgs := btMsgs(0, 9)
 	writeMessageToBackend(msgs[0], 0, w)
 	writeMessageToBackend(msgs[1], 0, w)
 	if got := r.bodies(t); len(got) != 0 {
@@ -162,31 +166,71 @@ func TestWriteBehindWritesThroughInOrder(t *testing.T) {
 	if n, err := writeMessagesToBackend(msgs[4:6], w); n != 2 || err != nil {
 		t.Fatalf("putMessages: %d %v", n, err)
 	}
-	if got := strings.Join(r.bodies(t), " "); got != "m0 m1 m2 m3 m4 m5" {
-		t.Errorf("after an MPUB: %q", got)
+	if got := strings.Join(r.bodies(t), " "); got != "m0 m1 m2" {
+		t.Errorf("a fresh MPUB was written through: %q", got)
+	}
+	if d := w.Depth(); d != 3 {
+		t.Errorf("depth %d with m3 m4 m5 buffered, want 3", d)
+	}
+	msgs[7].ref = &diskRef{}
+	if n, err := writeMessagesToBackend(msgs[6:9], w); n != 3 || err != nil {
+		t.Fatalf("putMessages: %d %v", n, err)
+	}
+	if got := strings.Join(r.bodies(t), " "); got != "m0 m1 m2 m3 m4 m5 m6 m7 m8" {
+		t.Errorf("after an MPUB with a claimed message: %q", got)
 	}
 	if d := w.Depth(); d != 0 {
 		t.Errorf("depth %d with nothing buffered", d)
 	}
 }
 
-// A publisher that fills the buffer writes it itself; a message too large
-// to buffer is written through.
+// A full buffer is written at once by the timer's goroutine, not by the
+// publisher that filled it; while that write is under way the next
+// messages are buffered, and a publisher writes itself only once twice
+// the limit waits. A message too large to buffer is written through.
 func TestWriteBehindFullBufferAndLargeMessage(t *testing.T) {
-	r := &wbRecorder{}
+	r := &wbRecorder{gate: make(chan struct{})}
 	w := newWriteBehindBackend(r, func(error, int) {})
 	w.delay = time.Hour // only a full buffer writes
 	body := "b/" + strings.Repeat("b", 998)
-	n := 0
-	for ; len(r.bodies(t)) == 0; n++ {
-		if n > writeBehindMaxBytes/1000+1 {
-			t.Fatalf("%d messages of 1000 bytes buffered without a write", n)
-		}
-		m := &Message{Body: []byte(body)}
-		writeMessageToBackend(m, 0, w)
+	put := func() { writeMessageToBackend(&Message{Body: []byte(body)}, 0, w) }
+	perBuffer := 0
+	for w.mu.Lock(); len(w.buf) < writeBehindMaxBytes; w.mu.Lock() {
+		w.mu.Unlock()
+		put()
+		perBuffer++
 	}
-	if got := len(r.bodies(t)); got != n {
-		t.Errorf("%d written by the publisher that filled the buffer, want all %d", got, n)
+	w.mu.Unlock()
+	// the timer's goroutine took the full buffer and waits in Put
+	// (Depth waits for the write: count what is buffered and being written)
+	held := func() (buffered, writing int) { w.mu.Lock(); defer w.mu.Unlock(); return w.n, w.writing }
+	waitFor(t, func() bool { b, wr := held(); return b == 0 && wr == perBuffer }, "the timer's goroutine to take the full buffer")
+	// the publisher goes on: about two buffers' worth is accepted while
+	// the first write waits, then it waits too
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 3*perBuffer; i++ {
+			put()
+		}
+	}()
+	select {
+	case <-done:
+		t.Fatal("the publisher never waited although the writes fell two buffers behind")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if b, wr := held(); b+wr < 2*perBuffer || b+wr >= 4*perBuffer {
+		t.Errorf("%d buffered + %d being written while the first write waits, want %d..%d in all", b, wr, 2*perBuffer, 4*perBuffer-1)
+	}
+	close(r.gate) // the disk works
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the publisher is still blocked after the writes went through")
+	}
+	w.flush()
+	if got := len(r.bodies(t)); got != 4*perBuffer {
+		t.Errorf("%d messages written, want %d", got, 4*perBuffer)
 	}
 	big := &Message{Body: []byte("big/" + strings.Repeat("b", writeBehindMaxBytes/4))}
 	before := len(r.bodies(t))

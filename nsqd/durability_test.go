@@ -691,7 +691,7 @@ func TestDurabilityExitRightAfterMain(t *testing.T) {
 	}
 }
 
-// PUBs that overflow a channel's memory queue are acknowledged while their
+// PUBs and MPUBs that overflow a channel's memory queue are acknowledged while their
 // disk write is still behind (backend_writebehind.go): they are counted at
 // once, and a clean exit right after the last OK keeps every one of them.
 func TestDurabilitySpilledPUBsSurviveRestart(t *testing.T) {
@@ -711,8 +711,20 @@ func TestDurabilitySpilledPUBsSurviveRestart(t *testing.T) {
 		}
 		want[b] = durExpect{attempts: 1}
 	}
-	if d := ch.Depth(); d != n {
-		t.Errorf("channel depth right after the last OK: %d, want %d", d, n)
+	// MPUB batches are written behind the same way
+	for i := 0; i < n; i += 50 {
+		var batch [][]byte
+		for j := i; j < i+50; j++ {
+			b := fmt.Sprintf("smp-%d", j)
+			batch = append(batch, []byte(b))
+			want[b] = durExpect{attempts: 1}
+		}
+		if err := p.MultiPublish(topicName, batch); err != nil {
+			t.Fatalf("MPUB: %v", err)
+		}
+	}
+	if d := ch.Depth(); d != 2*n {
+		t.Errorf("channel depth right after the last OK: %d, want %d", d, 2*n)
 	}
 	p.Stop()
 	node.exit()

@@ -104,7 +104,12 @@ func (c *mpubCarver) add(body []byte, structBlock int) {
 	}
 	m := &c.structs[0]
 	c.structs = c.structs[1:]
-	*m = Message{Body: body, sharedBody: true, inBatch: true}
+	// field by field: a block from the pool is not zero, and a whole
+	// struct store (zeroing, write barriers) was a tenth of an MPUB's CPU
+	m.Body, m.ref = body, nil
+	m.Attempts, m.deferred, m.deliverAt = 0, 0, 0
+	m.clientID, m.pri, m.index, m.deliveredAt = 0, 0, 0, 0
+	m.sharedBody, m.inBatch = true, true
 	c.msgs = append(c.msgs, m)
 }
 
