@@ -204,7 +204,18 @@ func TestWriteBehindFullBufferAndLargeMessage(t *testing.T) {
 	// the timer's goroutine took the full buffer and waits in Put
 	// (Depth waits for the write: count what is buffered and being written)
 	held := func() (buffered, writing int) { w.mu.Lock(); defer w.mu.Unlock(); return w.n, w.writing }
-	waitFor(t, func() bool { b, wr := held(); return b == 0 && wr == perBuffer }, "the timer's goroutine to take the full buffer")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b, wr := held()
+		if b == 0 && wr == perBuffer {
+			break
+		}
+		if time.Now().After(deadline) {
+			w.mu.Lock()
+			armed, now := w.armed, w.now
+			w.mu.Unlock()
+			t.Fatalf("the timer's goroutine did not take the full buffer: %d buffered, %d being written, %d put (armed %v, now %v)", b, wr, perBuffer, armed, now)
+		}
+	}
 	// the publisher goes on: about two buffers' worth is accepted while
 	// the first write waits, then it waits too
 	done := make(chan struct{})

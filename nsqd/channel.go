@@ -72,7 +72,7 @@ type Channel struct {
 
 	deferredMutex    sync.Mutex
 	deferredMessages map[MessageID]*Message
-	deferredPQ       msgPQ
+	deferredQ        deadlineQueue
 
 	inFlightMutex    sync.Mutex
 	inFlightMessages map[MessageID]*Message
@@ -98,7 +98,7 @@ func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Cha
 		ephemeral:        protocol.IsEphemeral(channelName),
 		deleteCallback:   deleteCallback,
 		deferredMessages: make(map[MessageID]*Message),
-		deferredPQ:       newMsgPQ(0),
+		deferredQ:        newDeadlineQueue(),
 		inFlightMessages: make(map[MessageID]*Message),
 		inFlight:         newDeadlineQueue(),
 		e2eLatency:       newE2ELatency(n.getOpts()),
@@ -184,7 +184,7 @@ func (c *Channel) Empty() error {
 	c.deferredMutex.Lock()
 	deferred := c.deferredMessages
 	c.deferredMessages = make(map[MessageID]*Message)
-	c.deferredPQ = newMsgPQ(0)
+	c.deferredQ = newDeadlineQueue()
 	c.deferredMutex.Unlock()
 
 	// dropped on purpose: their disk records are finished
@@ -207,8 +207,7 @@ func (c *Channel) flush() {
 	c.inFlightMutex.Unlock()
 
 	c.deferredMutex.Lock()
-	deferred := c.deferredPQ
-	c.deferredPQ = newMsgPQ(0)
+	deferred := c.deferredQ.All()
 	c.deferredMessages = make(map[MessageID]*Message)
 	c.deferredMutex.Unlock()
 
@@ -435,11 +434,17 @@ func (c *Channel) startInFlightAt(m *Message, clientID int64, timeout time.Durat
 
 // StartDeferredTimeout keeps m until timeout has passed (D-DEF-01).
 func (c *Channel) StartDeferredTimeout(m *Message, timeout time.Duration) error {
-	return c.deferUntil(m, time.Now().Add(timeout).UnixNano())
+	now := time.Now().UnixNano()
+	return c.deferUntil(m, now+int64(timeout), now)
 }
 
-func (c *Channel) deferUntil(m *Message, dueAt int64) error {
-	if m.ref != nil || m.sharedBody {
+// deferCopyAfter is how long a deferred message may keep the larger
+// buffers it was carved from alive; one due later is copied out of them.
+const deferCopyAfter = time.Second
+
+func (c *Channel) deferUntil(m *Message, dueAt, now int64) error {
+	long := dueAt-now > int64(deferCopyAfter)
+	if long && (m.ref != nil || m.sharedBody) {
 		// a body read from disk is a slice of the whole record, which
 		// may be a batch of up to --max-body-size, and an MPUB's bodies
 		// share blocks (readMPUB): a message waiting (maybe hours) for
@@ -447,7 +452,7 @@ func (c *Channel) deferUntil(m *Message, dueAt int64) error {
 		m.Body = bytes.Clone(m.Body)
 		m.sharedBody = false
 	}
-	if m.inBatch {
+	if long && m.inBatch {
 		// nobody else holds m now (it was popped from in flight, or is
 		// a fresh copy): track a copy outside the MPUB's Message block
 		mc := *m
@@ -461,7 +466,7 @@ func (c *Channel) deferUntil(m *Message, dueAt int64) error {
 		return errAlreadyDefered
 	}
 	c.deferredMessages[m.ID] = m
-	c.deferredPQ.Push(m)
+	c.deferredQ.Push(m)
 	c.deferredMutex.Unlock()
 	c.noteDue(dueAt)
 	return nil
@@ -573,7 +578,7 @@ func (c *Channel) processDeferredQueue(now int64) (dirty bool, next int64) {
 	}
 	for {
 		c.deferredMutex.Lock()
-		m, wait := c.deferredPQ.PeekAndShift(now)
+		m, wait := c.deferredQ.PeekAndShift(now)
 		if m != nil {
 			delete(c.deferredMessages, m.ID)
 		}
@@ -603,8 +608,8 @@ func (c *Channel) fromBackend(b []byte, slab *messageSlab) *Message {
 	if m.deliverAt > 0 {
 		due := m.deliverAt
 		m.deliverAt = 0
-		if due > time.Now().UnixNano() {
-			if err := c.deferUntil(m, due); err == nil {
+		if now := time.Now().UnixNano(); due > now {
+			if err := c.deferUntil(m, due, now); err == nil {
 				return nil
 			}
 		}

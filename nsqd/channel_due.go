@@ -52,8 +52,8 @@ func (c *Channel) earliestDue() int64 {
 	}
 	c.inFlightMutex.Unlock()
 	c.deferredMutex.Lock()
-	if len(c.deferredPQ) > 0 && (due == 0 || c.deferredPQ[0].pri < due) {
-		due = c.deferredPQ[0].pri
+	if m := c.deferredQ.Peek(); m != nil && (due == 0 || m.pri < due) {
+		due = m.pri
 	}
 	c.deferredMutex.Unlock()
 	return due

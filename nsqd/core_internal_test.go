@@ -452,8 +452,8 @@ func TestTextMPUBSizeHintOnlySizesBlocks(t *testing.T) {
 }
 
 // A pump's messages from the disk queue share slab arrays; one that is
-// deferred is copied out of its array and out of its record, so it keeps
-// neither alive while it waits.
+// deferred for long is copied out of its array and out of its record, so
+// it keeps neither alive while it waits; one deferred for a few ms is not.
 func TestFromBackendSlabAndDeferCopy(t *testing.T) {
 	n := startTestNSQD(t, func(o *Options) { o.MemQueueSize = 0 })
 	ch := n.GetTopic("slab").GetChannel("c")
@@ -493,7 +493,24 @@ func TestFromBackendSlabAndDeferCopy(t *testing.T) {
 	if d == nil || d == m || d.inBatch || string(d.Body) != "m1" || &d.Body[0] == recordBody {
 		t.Errorf("deferred: %p (slab element %p) inBatch %v body %q (still in the record: %v)", d, m, d != nil && d.inBatch, d.Body, d != nil && &d.Body[0] == recordBody)
 	}
+	// a short deferral (a REQ with a few ms) keeps the message where it
+	// is: copying it out cost two allocations per REQ
+	short := got[2]
+	if err := ch.StartDeferredTimeout(short, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ch.deferredMutex.Lock()
+	ds := ch.deferredMessages[short.ID]
+	ch.deferredMutex.Unlock()
+	if ds != short || !ds.inBatch || string(ds.Body) != "m2" {
+		t.Errorf("deferred for 10ms: %p, want the slab element %p itself", ds, short)
+	}
 	got[0].releaseRecord()
-	got[2].releaseRecord()
 	d.releaseRecord()
+	// once due it goes back to the queue (as the queue scan does it);
+	// the hour-long one stays
+	waitFor(t, func() bool {
+		ch.processDeferredQueue(time.Now().UnixNano())
+		return ch.DeferredCount() == 1 && ch.Depth() == 1
+	}, "the short deferral back in the queue")
 }
