@@ -514,3 +514,40 @@ func TestFromBackendSlabAndDeferCopy(t *testing.T) {
 		return ch.DeferredCount() == 1 && ch.Depth() == 1
 	}, "the short deferral back in the queue")
 }
+
+// A message whose ID is already in flight on the channel is refused by a
+// batch (the pump defers it), the rest of the batch goes in flight, and
+// the first message with that ID stays tracked and owned by its client.
+func TestStartInFlightBatchKeepsTheFirstOfTwoIDs(t *testing.T) {
+	n := startTestNSQD(t, nil)
+	ch := n.GetTopic("dupid").GetChannel("c")
+	id := n.GetTopic("dupid").GenerateID()
+	first := NewMessage(id, []byte("first"))
+	other := NewMessage(n.GetTopic("dupid").GenerateID(), []byte("other"))
+	now := time.Now()
+	if started, dups := ch.startInFlightBatch([]*Message{first}, 1, time.Minute, now); len(started) != 1 || dups != nil {
+		t.Fatalf("first: started %d, dups %d", len(started), len(dups))
+	}
+	// the same ID again, in a batch with another message, and with a
+	// shorter timeout (so it would sit in the heap, not the FIFO)
+	again := NewMessage(id, []byte("again"))
+	started, dups := ch.startInFlightBatch([]*Message{again, other}, 2, time.Second, now)
+	if len(started) != 1 || started[0] != other || len(dups) != 1 || dups[0] != again {
+		t.Fatalf("second batch: started %v, dups %v", started, dups)
+	}
+	if got := ch.InFlightCount(); got != 2 {
+		t.Errorf("in flight %d, want 2", got)
+	}
+	if err := ch.FinishMessage(2, id); err != errNotOwner {
+		t.Errorf("FIN of the ID by the second client: %v, want %v (the first stays its owner)", err, errNotOwner)
+	}
+	if err := ch.FinishMessage(1, id); err != nil {
+		t.Errorf("FIN by the owner: %v", err)
+	}
+	if err := ch.FinishMessage(2, other.ID); err != nil {
+		t.Errorf("FIN of the other message: %v", err)
+	}
+	if got := ch.InFlightCount(); got != 0 || ch.inFlight.Len() != 0 {
+		t.Errorf("in flight %d (queue %d) after both FINs", got, ch.inFlight.Len())
+	}
+}
