@@ -1,7 +1,7 @@
 package nsqd
 
 import (
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -114,17 +114,27 @@ func (f *guidFactory) fillAt(now int64, dst []guid) (int, error) {
 	return n, nil
 }
 
-// Hex renders the ID as the 16 lowercase hex bytes used on the wire.
+// Hex renders the ID as the 16 lowercase hex bytes used on the wire
+// (what hex.Encode of its big-endian bytes gives), eight digits at a time
+// in a uint64: an MPUB stamps millions of IDs a second.
 func (g guid) Hex() MessageID {
-	var b [8]byte
-	v := uint64(g)
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
-	}
 	var id MessageID
-	hex.Encode(id[:], b[:])
+	binary.BigEndian.PutUint64(id[0:8], hexDigits(uint32(g>>32)))
+	binary.BigEndian.PutUint64(id[8:16], hexDigits(uint32(g)))
 	return id
+}
+
+// hexDigits returns the 8 lowercase hex digits of v, most significant in
+// the top byte.
+func hexDigits(v uint32) uint64 {
+	// one nibble per byte, the top nibble in the top byte
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	// '0'+n, and 'a'-'0'-10 = 39 more where n >= 10 (n+6 carries into bit 4)
+	tens := ((x + 0x0606060606060606) >> 4) & 0x0101010101010101
+	return x + 0x3030303030303030 + tens*39
 }
 
 // GenerateIDAt is GenerateID for a clock reading the caller already has

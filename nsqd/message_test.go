@@ -3,7 +3,9 @@ package nsqd
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -142,6 +144,41 @@ func TestGUID(t *testing.T) {
 			t.Fatalf("non-hex id %s", h[:])
 		}
 	}
+}
+
+// Hex gives exactly what hex.Encode of the big-endian bytes gives: every
+// nibble value in every position, the edges, and random IDs.
+func TestGUIDHexMatchesEncodingHex(t *testing.T) {
+	check := func(g guid) {
+		t.Helper()
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(g))
+		want := hex.EncodeToString(b[:])
+		if got := g.Hex(); string(got[:]) != want {
+			t.Fatalf("Hex(%#x) = %s, want %s", uint64(g), got[:], want)
+		}
+	}
+	for pos := 0; pos < 64; pos += 4 {
+		for n := uint64(0); n < 16; n++ {
+			check(guid(n << pos))
+			check(guid(^(n << pos)))
+		}
+	}
+	check(0)
+	check(-1)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 100000; i++ {
+		check(guid(r.Uint64()))
+	}
+}
+
+func BenchmarkGUIDHex(b *testing.B) {
+	g := guid(0x18a3c2a92b669064)
+	var sink MessageID
+	for i := 0; i < b.N; i++ {
+		sink = (g + guid(i)).Hex()
+	}
+	_ = sink
 }
 
 func BenchmarkGUID(b *testing.B) {
