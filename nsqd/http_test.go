@@ -2178,9 +2178,10 @@ func TestHTTPPauseEmptyDelete_DHTTP26to32(t *testing.T) {
 		if tp, _ := h.topicStats("dt"); tp.BackendDepth != 20 {
 			t.Errorf("topic backend_depth %d, want 20", tp.BackendDepth)
 		}
-		if len(h.files("dt.diskqueue.*")) == 0 || len(h.files("dt:c.diskqueue.*")) == 0 {
-			t.Fatalf("no diskqueue files before delete: %v", h.files("*"))
-		}
+		// the topic's spill is written behind (≤ 1 ms): its files follow
+		htEventually(t, 3*time.Second, "diskqueue files before delete", func() (bool, string) {
+			return len(h.files("dt.diskqueue.*")) > 0 && len(h.files("dt:c.diskqueue.*")) > 0, fmt.Sprint(h.files("*"))
+		})
 		htExpectNothing(t, got, 50*time.Millisecond, "paused channel of a paused topic")
 
 		h.mustPost("/topic/delete?topic=dt", "")
