@@ -51,23 +51,25 @@ func (p *protocolV2) ioLoop(c *clientV2) error {
 	// block reading, even if that command answers nothing (FIN, RDY, NOP...)
 	unflushed := false
 	for {
-		// gathered FINs are applied before we could block reading
-		if c.fins.n > 0 && !lineBuffered(c.reader) {
+		// without a whole command line buffered, reading the next one
+		// may block: gathered FINs are applied and held responses sent
+		// first, and the read deadline moved (a buffered line needs no
+		// socket read; commands with a body arm it themselves)
+		lineReady := lineBuffered(c.reader)
+		if c.fins.n > 0 && !lineReady {
 			if err = p.finishPending(c); err != nil {
 				err = fmt.Errorf("failed to send error - %w", err)
 				break
 			}
 		}
-		if unflushed && c.reader.Buffered() == 0 {
+		if unflushed && !lineReady {
 			if err = c.flush(); err != nil {
 				err = fmt.Errorf("failed to send response - %w", err)
 				break
 			}
 			unflushed = false
 		}
-		// a command line already buffered needs no socket read, so no
-		// fresh deadline either (commands with a body arm it themselves)
-		if !lineBuffered(c.reader) {
+		if !lineReady {
 			c.armReadDeadline()
 		}
 

@@ -1538,3 +1538,23 @@ func TestWirePipelinedFINs(t *testing.T) {
 		t.Fatalf("depth %d, requeued %d after FINs of every message", ch.Depth(), ch.RequeueCount())
 	}
 }
+
+// A response held back because more input was buffered still goes out
+// when that input is only part of the next command: nsqd is about to wait
+// for the rest, and the client may be waiting for the answer first.
+func TestWireResponseNotHeldBehindAPartialLine(t *testing.T) {
+	t.Parallel()
+	_, addr := startNSQD(t, nil)
+	c := dialV2(t, addr)
+	c.write(cat(pubCmd("partial", []byte("x")), []byte("NO")))
+	f, err := c.readFrameWithin(2 * time.Second)
+	if err != nil {
+		t.Fatalf("no answer to a PUB followed by half a command: %v", err)
+	}
+	if string(f.raw) != string(wantFrame(frameTypeResponse, "OK")) {
+		t.Fatalf("got %v, want OK", f)
+	}
+	c.write([]byte("P\n"))
+	c.write(pubCmd("partial", []byte("y")))
+	c.expectResponse("OK")
+}
