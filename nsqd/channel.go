@@ -415,20 +415,10 @@ func (c *Channel) StartInFlightTimeout(m *Message, clientID int64, timeout time.
 // pump delivering a burst reads the clock once (the burst takes
 // microseconds, deadlines are kept to the millisecond).
 func (c *Channel) startInFlightAt(m *Message, clientID int64, timeout time.Duration, now time.Time) error {
-	due := now.Add(timeout).UnixNano()
-	m.clientID = clientID
-	m.deliveredAt = now.UnixNano()
-	m.pri = due // m.pri belongs to the heap (and TOUCH) once pushed
-
-	c.inFlightMutex.Lock()
-	if _, ok := c.inFlightMessages[m.ID]; ok {
-		c.inFlightMutex.Unlock()
+	one := [1]*Message{m}
+	if _, dups := c.startInFlightBatch(one[:], clientID, timeout, now); dups != nil {
 		return errAlreadyInFlt
 	}
-	c.inFlightMessages[m.ID] = m
-	c.inFlight.Push(m)
-	c.inFlightMutex.Unlock()
-	c.noteDue(due)
 	return nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ournsq/nsq/internal/lg"
@@ -359,19 +358,21 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 				goto exit
 			}
 		case msg := <-zoneMsgChan:
-			now = time.Now() // one clock read per wake-up, burst included
+			now = time.Now()
 			locality.Add(1)
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
+			batch.add(msg)
+			flushed = false
+			if err = p.deliverBatch(c, subChannel, &batch, sampleRate, msgTimeout, now); err != nil {
 				goto exit
 			}
-			flushed = false
 		case msg := <-regionMsgChan:
-			now = time.Now() // one clock read per wake-up, burst included
+			now = time.Now()
 			locality.Add(1)
-			if err = p.deliver(c, subChannel, msg, sampleRate, msgTimeout, now); err != nil {
+			batch.add(msg)
+			flushed = false
+			if err = p.deliverBatch(c, subChannel, &batch, sampleRate, msgTimeout, now); err != nil {
 				goto exit
 			}
-			flushed = false
 		case <-c.exitChan:
 			goto exit
 		}
@@ -406,26 +407,6 @@ func (t optionalTicker) Stop() {
 	if t.Ticker != nil {
 		t.Ticker.Stop()
 	}
-}
-
-// deliver marks msg in flight for c and buffers its frame (D-TCP-49).
-func (p *protocolV2) deliver(c *clientV2, ch *Channel, msg *Message, sampleRate int32, msgTimeout time.Duration, now time.Time) error {
-	// sampling drops the message for this channel, as NSQ does
-	if sampleRate > 0 && rand.Int32N(100) > sampleRate {
-		msg.releaseRecord() // dropped: its disk record is finished (backend_disk.go)
-		return nil
-	}
-	msg.Attempts++
-	if err := ch.startInFlightAt(msg, c.ID, msgTimeout, now); err != nil {
-		// the same ID is already out on this channel: retry it later
-		// rather than lose or double-track it
-		p.nsqd.logf(lg.WARN, "PROTOCOL(V2): [%s] %s - deferring msg %s", c, err, msg.ID[:])
-		msg.Attempts--
-		ch.StartDeferredTimeout(msg, msgTimeout)
-		return nil
-	}
-	c.sendingMessage()
-	return c.writeMessage(msg)
 }
 
 func (p *protocolV2) IDENTIFY(c *clientV2, params [][]byte) ([]byte, error) {

@@ -43,7 +43,8 @@ func (c *clientV2) readyRoom(ch *Channel) int {
 	return int(min(room, pumpBurst))
 }
 
-// deliverBatch is deliver for the messages of one wake-up, in order.
+// deliverBatch marks the messages of one wake-up in flight for c and
+// buffers their frames, in order (D-TCP-49).
 func (p *protocolV2) deliverBatch(c *clientV2, ch *Channel, b *deliveryBatch, sampleRate int32, msgTimeout time.Duration, now time.Time) error {
 	msgs := b.msgs[:b.n]
 	defer func(all []*Message) {
