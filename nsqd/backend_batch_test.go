@@ -2,8 +2,10 @@ package nsqd
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -73,7 +75,7 @@ func readWhile(t *testing.T, q *diskBackend, max int64, wait time.Duration) []st
 		select {
 		case b := <-q.ReadChan():
 			got = append(got, bodyOf(t, b))
-			q.claim(b).release()
+			q.claim(b, false).release()
 			continue
 		case <-time.After(wait):
 		}
@@ -502,7 +504,7 @@ func TestBackendTakeHeldKeepsOrder(t *testing.T) {
 			}
 		}
 		got = append(got, bodyOf(t, b))
-		refs = append(refs, q.claim(b))
+		refs = append(refs, q.claim(b, false))
 		if len(got) == 150 {
 			// go-diskqueue lowers its depth just after a hand-over
 			waitFor(t, func() bool { return q.Depth() == 150 }, "depth 150 with 150 taken")
@@ -526,6 +528,65 @@ func TestBackendTakeHeldKeepsOrder(t *testing.T) {
 	q2, _ := openBatchBackend(t, dir, 1<<20)
 	btDepth(t, q2, 0, "after a restart, all finished")
 	q2.Close()
+}
+
+// A consumer that refills (the channel pump: claim(b, true), takeHeld,
+// then refill after each burst) is never left waiting while messages are
+// held: it wakes the forwarder only when a record should be read, and
+// moves held messages into ReadChan itself. Bursts of random size race
+// the forwarder's hand-overs, records larger and smaller than fwdHoldMax.
+func TestBackendRefillingConsumerNeverStalls(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := openBatchBackend(t, dir, 8<<20)
+	const total = 12000
+	for i := 0; i < total; {
+		n := min(50+(i*7)%700, total-i) // 50..749 messages per record
+		btPut(t, q, i, i+n)
+		i += n
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var got []string
+	var refs []*diskRef
+	for len(got) < total {
+		var b []byte
+		select {
+		case b = <-q.ReadChan():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stuck after %d of %d messages: %d held, %d in ReadChan", len(got), total, q.heldCount(), len(q.readChan))
+		}
+		burst := 1 + rng.IntN(64)
+		for i := 0; ; i++ {
+			got = append(got, bodyOf(t, b))
+			refs = append(refs, q.claim(b, true))
+			if i+1 == burst {
+				break
+			}
+			select {
+			case b = <-q.ReadChan():
+			default:
+				b = q.takeHeld()
+			}
+			if b == nil {
+				break
+			}
+		}
+		q.refill()
+		if rng.IntN(8) == 0 {
+			for _, r := range refs {
+				r.release()
+			}
+			refs = refs[:0]
+			runtime.Gosched()
+		}
+	}
+	for _, r := range refs {
+		r.release()
+	}
+	if strings.Join(got, " ") != strings.Join(names(0, total), " ") {
+		t.Errorf("read out of order")
+	}
+	btDepth(t, q, 0, "all taken")
+	q.Close()
 }
 
 // isEmpty (the topic's direct-delivery check) follows puts, reads, Empty

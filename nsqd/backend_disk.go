@@ -66,8 +66,11 @@ type diskBackend struct {
 	readChan chan []byte
 	holding  atomic.Bool // the forwarder holds messages (counted by Depth)
 	// spaceWait: the forwarder waits for ReadChan's buffer to be half
-	// empty; claim signals space then (see forward)
+	// empty; claim signals space then (see forward). heldFull: it
+	// also waits for held to drop below fwdHoldMax before it reads the
+	// next record; refill signals space then.
 	spaceWait atomic.Bool
+	heldFull  atomic.Bool
 	space     chan struct{}
 	// hmu guards held: messages of the records received, in order, not
 	// in ReadChan yet; held[hhead:] are live (see forward)
@@ -553,10 +556,13 @@ func (q *diskBackend) forward() {
 			out, next = q.readChan, q.held[q.hhead]
 			q.hmu.Unlock()
 		} else if n > 0 {
-			// the buffer is full: wait for half of it, unless a
-			// consumer made room before it could see the flag
+			// the buffer is full: wait for half of it (or, holding
+			// fwdHoldMax, for room to read a record), unless a
+			// consumer made room before it could see the flags
+			full := n >= fwdHoldMax
+			q.heldFull.Store(full)
 			q.spaceWait.Store(true)
-			if len(q.readChan) <= cap(q.readChan)/2 {
+			if len(q.readChan) <= cap(q.readChan)/2 || full && q.heldCount() < fwdHoldMax {
 				q.spaceWait.Store(false)
 				continue
 			}
@@ -573,6 +579,9 @@ func (q *diskBackend) forward() {
 				q.held, q.hhead = q.held[:k], 0
 			}
 			q.held = append(q.held, scratch...)
+			// again: a consumer that emptied the old held messages
+			// meanwhile cleared it
+			q.holding.Store(len(q.held) > 0)
 			q.hmu.Unlock()
 			clear(scratch)
 		case <-space:
@@ -607,6 +616,31 @@ func (q *diskBackend) forward() {
 // fwdHoldMax is how many messages the forwarder holds before it stops
 // reading records: a record of an MPUB of 200 and the start of the next.
 const fwdHoldMax = 256
+
+func (q *diskBackend) heldCount() int {
+	q.hmu.Lock()
+	defer q.hmu.Unlock()
+	return len(q.held) - q.hhead
+}
+
+// refill is fill done by a consumer that took messages with claim(b,
+// true): at the end of its burst it moves held messages into ReadChan's
+// buffer itself, so that the next one finds them there, and wakes the
+// forwarder only once it should read the next record. A drain had the
+// forwarder woken every 16 messages to refill the buffer, and waiting
+// for the consumer's CPU for most of its wake-ups (it runs on the P
+// that woke it).
+func (q *diskBackend) refill() {
+	if cap(q.readChan) == 0 {
+		return
+	}
+	if n := q.fill(); n < fwdHoldMax && q.heldFull.Load() && q.spaceWait.Load() {
+		select {
+		case q.space <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // fill moves held messages into ReadChan's buffer without blocking and
 // returns how many are still held.
@@ -653,19 +687,32 @@ func (q *diskBackend) takeHeld() []byte {
 	return b
 }
 
-// takeHeldFrom is takeHeld for any backend (nil where there is none).
-func takeHeldFrom(bq BackendQueue) []byte {
+// diskOf is the open diskBackend behind bq (nil where there is none).
+func diskOf(bq BackendQueue) *diskBackend {
 	switch q := bq.(type) {
 	case *diskBackend:
-		return q.takeHeld()
+		return q
 	case *lazyDiskBackend:
-		if dq := q.opened.Load(); dq != nil {
-			return dq.takeHeld()
-		}
+		return q.opened.Load()
 	case *writeBehindBackend:
-		return takeHeldFrom(q.inner)
+		return diskOf(q.inner)
 	}
 	return nil
+}
+
+// takeHeldFrom is takeHeld for any backend (nil where there is none).
+func takeHeldFrom(bq BackendQueue) []byte {
+	if q := diskOf(bq); q != nil {
+		return q.takeHeld()
+	}
+	return nil
+}
+
+// refillFrom is refill for any backend.
+func refillFrom(bq BackendQueue) {
+	if q := diskOf(bq); q != nil {
+		q.refill()
+	}
 }
 
 // takeBack returns the messages waiting in ReadChan's buffer (which
@@ -906,9 +953,10 @@ func (q *diskBackend) popLocked() {
 
 // claim returns the reference of a message received from ReadChan (nil
 // for one that is not tracked): the claim on its record that all the
-// record's messages share.
-func (q *diskBackend) claim(b []byte) *diskRef {
-	if q.spaceWait.Load() && len(q.readChan) <= cap(q.readChan)/2 {
+// record's messages share. A consumer that refills (refill) after taking
+// messages does not wake the forwarder here.
+func (q *diskBackend) claim(b []byte, refills bool) *diskRef {
+	if !refills && q.spaceWait.Load() && len(q.readChan) <= cap(q.readChan)/2 {
 		select {
 		case q.space <- struct{}{}:
 		default:
@@ -1051,16 +1099,9 @@ func (r *diskRef) release() {
 }
 
 // claimRecord is diskBackend.claim for any backend.
-func claimRecord(bq BackendQueue, b []byte) *diskRef {
-	switch q := bq.(type) {
-	case *diskBackend:
-		return q.claim(b)
-	case *lazyDiskBackend:
-		if dq := q.opened.Load(); dq != nil {
-			return dq.claim(b)
-		}
-	case *writeBehindBackend:
-		return claimRecord(q.inner, b)
+func claimRecord(bq BackendQueue, b []byte, refills bool) *diskRef {
+	if q := diskOf(bq); q != nil {
+		return q.claim(b, refills)
 	}
 	return nil
 }

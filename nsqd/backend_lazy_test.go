@@ -40,7 +40,7 @@ func TestLazyDiskBackendOpensOnFirstPut(t *testing.T) {
 		if bodyOf(t, b) != "m1" {
 			t.Fatalf("got %q", bodyOf(t, b))
 		}
-		ref := claimRecord(q, b)
+		ref := claimRecord(q, b, false)
 		if ref == nil {
 			t.Fatal("a record of an opened lazy queue must be tracked for crash safety")
 		}

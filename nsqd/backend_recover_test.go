@@ -106,7 +106,7 @@ func readN(t *testing.T, q *diskBackend, n int) ([]string, []*diskRef) {
 	for i := 0; i < n; i++ {
 		select {
 		case b := <-q.ReadChan():
-			refs = append(refs, q.claim(b))
+			refs = append(refs, q.claim(b, false))
 			got = append(got, bodyOf(t, b))
 		case <-time.After(5 * time.Second):
 			t.Fatalf("only %d of %d records: %v", i, n, got)

@@ -120,7 +120,7 @@ func TestWriteBehindBatchesIntoOneRecord(t *testing.T) {
 			t.Errorf("message %d: deliverAt %d id %x", i, m.deliverAt, m.ID)
 		}
 		got = append(got, bodyOf(t, b))
-		q.claim(b).release()
+		q.claim(b, false).release()
 	}
 	if strings.Join(got, " ") != strings.Join(names(0, 50), " ") {
 		t.Errorf("read %v", got)

@@ -92,7 +92,7 @@ func benchDrain(c *Channel, stop chan struct{}, count *atomic.Int64, wg *sync.Wa
 				count.Add(1)
 			}
 		case b := <-c.backend.ReadChan():
-			claimRecord(c.backend, b).release() // as a consumer does
+			claimRecord(c.backend, b, false).release() // as a consumer does
 			count.Add(1)
 		case <-stop:
 			return

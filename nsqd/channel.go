@@ -585,7 +585,7 @@ func (c *Channel) processDeferredQueue(now int64) (dirty bool, next int64) {
 // whose deliver-at is still in the future goes to the deferred set and nil
 // is returned. The Message comes from the calling pump's slab.
 func (c *Channel) fromBackend(b []byte, slab *messageSlab) *Message {
-	ref := claimRecord(c.backend, b)
+	ref := claimRecord(c.backend, b, true) // the pump refills (diskBackend.refill)
 	m := slab.next()
 	err := decodeDiskMessageInto(m, b)
 	m.inBatch = true

@@ -325,6 +325,7 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 					batch.add(msg)
 				}
 			}
+			refillFrom(subChannel.backend)
 			if batch.n > 0 {
 				flushed = false
 			}

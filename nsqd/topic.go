@@ -352,7 +352,7 @@ func (t *Topic) messagePump() {
 				continue
 			}
 		case buf := <-backendChan:
-			ref := claimRecord(t.backend, buf)
+			ref := claimRecord(t.backend, buf, false)
 			m, err := decodeDiskMessage(buf)
 			if err != nil {
 				ref.release()
