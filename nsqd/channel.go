@@ -71,11 +71,11 @@ type Channel struct {
 	deleter        sync.Once
 
 	deferredMutex    sync.Mutex
-	deferredMessages map[MessageID]*Message
+	deferredMessages msgIndex
 	deferredQ        deadlineQueue
 
 	inFlightMutex    sync.Mutex
-	inFlightMessages map[MessageID]*Message
+	inFlightMessages msgIndex
 	inFlight         deadlineQueue
 
 	// nextDue is the earliest in-flight deadline or deferred due time
@@ -91,17 +91,15 @@ type Channel struct {
 
 func newChannel(topicName, channelName string, n *NSQD, deleteCallback func(*Channel)) *Channel {
 	c := &Channel{
-		topicName:        topicName,
-		name:             channelName,
-		nsqd:             n,
-		clients:          make(map[int64]Consumer),
-		ephemeral:        protocol.IsEphemeral(channelName),
-		deleteCallback:   deleteCallback,
-		deferredMessages: make(map[MessageID]*Message),
-		deferredQ:        newDeadlineQueue(),
-		inFlightMessages: make(map[MessageID]*Message),
-		inFlight:         newDeadlineQueue(),
-		e2eLatency:       newE2ELatency(n.getOpts()),
+		topicName:      topicName,
+		name:           channelName,
+		nsqd:           n,
+		clients:        make(map[int64]Consumer),
+		ephemeral:      protocol.IsEphemeral(channelName),
+		deleteCallback: deleteCallback,
+		deferredQ:      newDeadlineQueue(),
+		inFlight:       newDeadlineQueue(),
+		e2eLatency:     newE2ELatency(n.getOpts()),
 	}
 	memSize := n.getOpts().MemQueueSize
 	c.memq = newMemQueue(memSize, c.ephemeral)
@@ -177,23 +175,19 @@ func (c *Channel) Empty() error {
 
 	c.inFlightMutex.Lock()
 	inFlight := c.inFlightMessages
-	c.inFlightMessages = make(map[MessageID]*Message)
+	c.inFlightMessages = msgIndex{}
 	c.inFlight = newDeadlineQueue()
 	c.inFlightMutex.Unlock()
 
 	c.deferredMutex.Lock()
 	deferred := c.deferredMessages
-	c.deferredMessages = make(map[MessageID]*Message)
+	c.deferredMessages = msgIndex{}
 	c.deferredQ = newDeadlineQueue()
 	c.deferredMutex.Unlock()
 
 	// dropped on purpose: their disk records are finished
-	for _, m := range inFlight {
-		m.releaseRecord()
-	}
-	for _, m := range deferred {
-		m.releaseRecord()
-	}
+	inFlight.each((*Message).releaseRecord)
+	deferred.each((*Message).releaseRecord)
 	c.memq.drain(func(m *Message) { m.releaseRecord() })
 	return c.backend.Empty()
 }
@@ -203,12 +197,12 @@ func (c *Channel) Empty() error {
 func (c *Channel) flush() {
 	c.inFlightMutex.Lock()
 	inFlight := c.inFlight.All()
-	c.inFlightMessages = make(map[MessageID]*Message)
+	c.inFlightMessages = msgIndex{}
 	c.inFlightMutex.Unlock()
 
 	c.deferredMutex.Lock()
 	deferred := c.deferredQ.All()
-	c.deferredMessages = make(map[MessageID]*Message)
+	c.deferredMessages = msgIndex{}
 	c.deferredMutex.Unlock()
 
 	if n := c.memq.Len(); n > 0 || len(inFlight) > 0 || len(deferred) > 0 {
@@ -239,14 +233,14 @@ func (c *Channel) BackendDepth() int64 { return c.backend.Depth() }
 func (c *Channel) InFlightCount() int {
 	c.inFlightMutex.Lock()
 	defer c.inFlightMutex.Unlock()
-	return len(c.inFlightMessages)
+	return c.inFlightMessages.len()
 }
 
 // DeferredCount is the number of messages waiting for their due time.
 func (c *Channel) DeferredCount() int {
 	c.deferredMutex.Lock()
 	defer c.deferredMutex.Unlock()
-	return len(c.deferredMessages)
+	return c.deferredMessages.len()
 }
 
 // MessageCount, RequeueCount and TimeoutCount are counters since start.
@@ -451,11 +445,11 @@ func (c *Channel) deferUntil(m *Message, dueAt, now int64) error {
 	}
 	m.pri = dueAt
 	c.deferredMutex.Lock()
-	if _, ok := c.deferredMessages[m.ID]; ok {
+	if c.deferredMessages.get(m.ID) != nil {
 		c.deferredMutex.Unlock()
 		return errAlreadyDefered
 	}
-	c.deferredMessages[m.ID] = m
+	c.deferredMessages.add(m)
 	c.deferredQ.Push(m)
 	c.deferredMutex.Unlock()
 	c.noteDue(dueAt)
@@ -466,14 +460,14 @@ func (c *Channel) deferUntil(m *Message, dueAt, now int64) error {
 func (c *Channel) popInFlight(clientID int64, id MessageID) (*Message, error) {
 	c.inFlightMutex.Lock()
 	defer c.inFlightMutex.Unlock()
-	m, ok := c.inFlightMessages[id]
-	if !ok {
+	m := c.inFlightMessages.get(id)
+	if m == nil {
 		return nil, errNotInFlight
 	}
 	if m.clientID != clientID {
 		return nil, errNotOwner
 	}
-	delete(c.inFlightMessages, id)
+	c.inFlightMessages.remove(id)
 	c.inFlight.Remove(m)
 	return m, nil
 }
@@ -514,8 +508,8 @@ func (c *Channel) RequeueMessage(clientID int64, id MessageID, timeout time.Dura
 func (c *Channel) TouchMessage(clientID int64, id MessageID, clientMsgTimeout time.Duration) error {
 	c.inFlightMutex.Lock()
 	defer c.inFlightMutex.Unlock()
-	m, ok := c.inFlightMessages[id]
-	if !ok {
+	m := c.inFlightMessages.get(id)
+	if m == nil {
 		return errNotInFlight
 	}
 	if m.clientID != clientID {
@@ -541,7 +535,7 @@ func (c *Channel) processInFlightQueue(now int64) (dirty bool, next int64) {
 		c.inFlightMutex.Lock()
 		m, wait := c.inFlight.PeekAndShift(now)
 		if m != nil {
-			delete(c.inFlightMessages, m.ID)
+			c.inFlightMessages.remove(m.ID)
 		}
 		c.inFlightMutex.Unlock()
 		if m == nil {
@@ -570,7 +564,7 @@ func (c *Channel) processDeferredQueue(now int64) (dirty bool, next int64) {
 		c.deferredMutex.Lock()
 		m, wait := c.deferredQ.PeekAndShift(now)
 		if m != nil {
-			delete(c.deferredMessages, m.ID)
+			c.deferredMessages.remove(m.ID)
 		}
 		c.deferredMutex.Unlock()
 		if m == nil {

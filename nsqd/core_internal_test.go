@@ -350,7 +350,7 @@ func TestDeferredMPUBMessageLeavesItsBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch.deferredMutex.Lock()
-	tracked := ch.deferredMessages[orig.ID]
+	tracked := ch.deferredMessages.get(orig.ID)
 	ch.deferredMutex.Unlock()
 	if tracked == nil || tracked == orig || tracked.inBatch {
 		t.Fatal("the deferred set must hold a copy outside the Message block")
@@ -488,7 +488,7 @@ func TestFromBackendSlabAndDeferCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch.deferredMutex.Lock()
-	d := ch.deferredMessages[m.ID]
+	d := ch.deferredMessages.get(m.ID)
 	ch.deferredMutex.Unlock()
 	if d == nil || d == m || d.inBatch || string(d.Body) != "m1" || &d.Body[0] == recordBody {
 		t.Errorf("deferred: %p (slab element %p) inBatch %v body %q (still in the record: %v)", d, m, d != nil && d.inBatch, d.Body, d != nil && &d.Body[0] == recordBody)
@@ -500,7 +500,7 @@ func TestFromBackendSlabAndDeferCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch.deferredMutex.Lock()
-	ds := ch.deferredMessages[short.ID]
+	ds := ch.deferredMessages.get(short.ID)
 	ch.deferredMutex.Unlock()
 	if ds != short || !ds.inBatch || string(ds.Body) != "m2" {
 		t.Errorf("deferred for 10ms: %p, want the slab element %p itself", ds, short)

@@ -99,11 +99,11 @@ func (c *Channel) startInFlightBatch(msgs []*Message, clientID int64, timeout ti
 	started = msgs[:0]
 	c.inFlightMutex.Lock()
 	for _, m := range msgs {
-		if _, ok := c.inFlightMessages[m.ID]; ok {
+		if c.inFlightMessages.get(m.ID) != nil {
 			dups = append(dups, m)
 			continue
 		}
-		c.inFlightMessages[m.ID] = m
+		c.inFlightMessages.add(m)
 		c.inFlight.Push(m)
 		started = append(started, m)
 	}
@@ -176,8 +176,8 @@ func (c *Channel) finishMessages(clientID int64, ids []MessageID, errs []error) 
 	n := 0
 	c.inFlightMutex.Lock()
 	for i, id := range ids {
-		m, ok := c.inFlightMessages[id]
-		if !ok {
+		m := c.inFlightMessages.get(id)
+		if m == nil {
 			errs[i] = errNotInFlight
 			continue
 		}
@@ -185,7 +185,7 @@ func (c *Channel) finishMessages(clientID int64, ids []MessageID, errs []error) 
 			errs[i] = errNotOwner
 			continue
 		}
-		delete(c.inFlightMessages, id)
+		c.inFlightMessages.remove(id)
 		c.inFlight.Remove(m)
 		popped[n] = m
 		n++
