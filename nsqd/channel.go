@@ -445,11 +445,10 @@ func (c *Channel) deferUntil(m *Message, dueAt, now int64) error {
 	}
 	m.pri = dueAt
 	c.deferredMutex.Lock()
-	if c.deferredMessages.get(m.ID) != nil {
+	if !c.deferredMessages.addNew(m) {
 		c.deferredMutex.Unlock()
 		return errAlreadyDefered
 	}
-	c.deferredMessages.add(m)
 	c.deferredQ.Push(m)
 	c.deferredMutex.Unlock()
 	c.noteDue(dueAt)

@@ -24,9 +24,10 @@ import (
 // unknown ID only costs a probe. Not safe for concurrent use: the
 // channel's inFlightMutex / deferredMutex guard it.
 type msgIndex struct {
-	slots []msgSlot // len is a power of two, or 0
-	shift uint      // 64 - log2(len(slots))
-	n     int
+	slots  []msgSlot // len is a power of two, or 0
+	shift  uint      // 64 - log2(len(slots))
+	n      int
+	sparse int // removals in a row that left it under 1/64 full
 }
 
 type msgSlot struct {
@@ -64,13 +65,23 @@ func (x *msgIndex) get(id MessageID) *Message {
 	}
 }
 
-// add indexes m under m.ID, which must not be indexed yet.
-func (x *msgIndex) add(m *Message) {
+// addNew indexes m unless its ID is indexed already (then it reports
+// false): one probe run where get and add would walk it twice.
+func (x *msgIndex) addNew(m *Message) bool {
 	if 2*(x.n+1) > len(x.slots) {
 		x.resize(max(2*len(x.slots), msgIndexMinSlots))
 	}
 	k0, k1 := msgKey(&m.ID)
-	x.insert(k0, k1, m)
+	mask := len(x.slots) - 1
+	i := x.home(k0, k1)
+	for ; x.slots[i].m != nil; i = (i + 1) & mask {
+		if s := &x.slots[i]; s.k0 == k0 && s.k1 == k1 {
+			return false
+		}
+	}
+	x.slots[i] = msgSlot{k0: k0, k1: k1, m: m}
+	x.n++
+	return true
 }
 
 func (x *msgIndex) insert(k0, k1 uint64, m *Message) {
@@ -120,10 +131,15 @@ func (x *msgIndex) remove(id MessageID) *Message {
 	x.slots[i] = msgSlot{}
 	x.n--
 	if x.n < len(x.slots)/64 && len(x.slots) > msgIndexMinSlots {
-		// give memory back after a backlog; far below the size it grows
-		// at, so that a count swinging between hundreds and thousands
-		// (a consumer at its RDY) does not resize again and again
-		x.resize(max(len(x.slots)/8, msgIndexMinSlots))
+		// give memory back after a backlog, once the table stayed that
+		// sparse for as many removals as it has slots: a count swinging
+		// between tens and thousands (a consumer at its RDY, REQs) must
+		// not resize it again and again
+		if x.sparse++; x.sparse >= len(x.slots) {
+			x.resize(max(len(x.slots)/8, msgIndexMinSlots))
+		}
+	} else {
+		x.sparse = 0
 	}
 	return m
 }
@@ -132,7 +148,7 @@ func (x *msgIndex) resize(size int) {
 	old := x.slots
 	x.slots = make([]msgSlot, size)
 	x.shift = uint(64 - bits.TrailingZeros(uint(size)))
-	x.n = 0
+	x.n, x.sparse = 0, 0
 	for i := range old {
 		if s := &old[i]; s.m != nil {
 			x.insert(s.k0, s.k1, s.m)

@@ -18,14 +18,16 @@ func TestMsgIndexMatchesMap(t *testing.T) {
 	var x msgIndex
 	model := map[MessageID]*Message{}
 	var ids []MessageID
+	clock := int64(1_800_000_000_000_000_000)
 	newID := func() MessageID {
+		clock += 1 << 16
 		if rng.IntN(4) == 0 {
 			var id MessageID
 			binary.LittleEndian.PutUint64(id[:8], rng.Uint64())
 			binary.LittleEndian.PutUint64(id[8:], rng.Uint64()&0xff) // many share their second half
 			return id
 		}
-		g, err := f.nextAt(1_800_000_000_000_000_000 + int64(len(ids))<<16)
+		g, err := f.nextAt(clock)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,13 +59,18 @@ func TestMsgIndexMatchesMap(t *testing.T) {
 			grow := len(model) < target || (len(model) == target && rng.IntN(2) == 0)
 			if grow && rng.IntN(8) > 0 {
 				id := newID()
+				if len(ids) > 0 && rng.IntN(10) == 0 {
+					id = ids[rng.IntN(len(ids))] // live or removed
+				}
+				m := &Message{ID: id}
+				if added := x.addNew(m); added != (model[id] == nil) {
+					t.Fatalf("phase %d: addNew(%s) = %v with the ID indexed: %v", phase, id[:], added, model[id] != nil)
+				}
 				if model[id] != nil {
 					continue
 				}
-				m := &Message{ID: id}
-				ids = append(ids, id)
+				ids = append(ids, id) // a re-added ID twice: harmless
 				model[id] = m
-				x.add(m)
 			} else if len(ids) > 0 {
 				id := ids[rng.IntN(len(ids))]
 				if got, want := x.remove(id), model[id]; got != want {
@@ -80,8 +87,18 @@ func TestMsgIndexMatchesMap(t *testing.T) {
 			}
 		}
 		check(phase)
-		if target == 0 && len(x.slots) > 4*msgIndexMinSlots {
-			t.Errorf("phase %d: %d slots kept with nothing indexed", phase, len(x.slots))
+		if target == 0 {
+			// after a backlog, a trickle: the table shrinks once it has
+			// stayed sparse for a while
+			big := len(x.slots)
+			for i := 0; i < 2*big; i++ {
+				m := &Message{ID: newID()}
+				x.addNew(m)
+				x.remove(m.ID)
+			}
+			if x.len() != 0 || len(x.slots) > 4*msgIndexMinSlots {
+				t.Errorf("phase %d: %d slots kept for %d messages after a trickle (%d before)", phase, len(x.slots), x.len(), big)
+			}
 		}
 	}
 	if len(x.slots) > 4*msgIndexMinSlots*16 {
@@ -100,15 +117,13 @@ func BenchmarkMsgIndexChurn(b *testing.B) {
 	var x msgIndex
 	const live = 2500
 	for i := 0; i < live; i++ {
-		x.add(&msgs[i])
+		x.addNew(&msgs[i])
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		in := &msgs[(i+live)&(len(msgs)-1)]
 		out := &msgs[i&(len(msgs)-1)]
-		if x.get(in.ID) == nil {
-			x.add(in)
-		}
+		x.addNew(in)
 		if x.get(out.ID) != nil {
 			x.remove(out.ID)
 		}

@@ -99,11 +99,10 @@ func (c *Channel) startInFlightBatch(msgs []*Message, clientID int64, timeout ti
 	started = msgs[:0]
 	c.inFlightMutex.Lock()
 	for _, m := range msgs {
-		if c.inFlightMessages.get(m.ID) != nil {
+		if !c.inFlightMessages.addNew(m) {
 			dups = append(dups, m)
 			continue
 		}
-		c.inFlightMessages.add(m)
 		c.inFlight.Push(m)
 		started = append(started, m)
 	}
