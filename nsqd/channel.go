@@ -459,14 +459,20 @@ func (c *Channel) deferUntil(m *Message, dueAt, now int64) error {
 func (c *Channel) popInFlight(clientID int64, id MessageID) (*Message, error) {
 	c.inFlightMutex.Lock()
 	defer c.inFlightMutex.Unlock()
-	m := c.inFlightMessages.get(id)
-	if m == nil {
+	return c.popInFlightLocked(clientID, id)
+}
+
+// popInFlightLocked is popInFlight with inFlightMutex held.
+func (c *Channel) popInFlightLocked(clientID int64, id MessageID) (*Message, error) {
+	i := c.inFlightMessages.find(id)
+	if i < 0 {
 		return nil, errNotInFlight
 	}
+	m := c.inFlightMessages.at(i)
 	if m.clientID != clientID {
 		return nil, errNotOwner
 	}
-	c.inFlightMessages.remove(id)
+	c.inFlightMessages.removeAt(i)
 	c.inFlight.Remove(m)
 	return m, nil
 }

@@ -47,23 +47,34 @@ func (x *msgIndex) home(k0, k1 uint64) int {
 
 func (x *msgIndex) len() int { return x.n }
 
-// get returns the message with this ID, or nil.
-func (x *msgIndex) get(id MessageID) *Message {
+// find returns the slot of the message with this ID, or -1.
+func (x *msgIndex) find(id MessageID) int {
 	if x.n == 0 {
-		return nil
+		return -1
 	}
 	k0, k1 := msgKey(&id)
 	mask := len(x.slots) - 1
 	for i := x.home(k0, k1); ; i = (i + 1) & mask {
 		s := &x.slots[i]
 		if s.m == nil {
-			return nil
+			return -1
 		}
 		if s.k0 == k0 && s.k1 == k1 {
-			return s.m
+			return i
 		}
 	}
 }
+
+// get returns the message with this ID, or nil.
+func (x *msgIndex) get(id MessageID) *Message {
+	if i := x.find(id); i >= 0 {
+		return x.slots[i].m
+	}
+	return nil
+}
+
+// at is the message in slot i (found by find).
+func (x *msgIndex) at(i int) *Message { return x.slots[i].m }
 
 // addNew indexes m unless its ID is indexed already (then it reports
 // false): one probe run where get and add would walk it twice.
@@ -97,22 +108,18 @@ func (x *msgIndex) insert(k0, k1 uint64, m *Message) {
 // remove unindexes the message with this ID and returns it (nil if there
 // is none).
 func (x *msgIndex) remove(id MessageID) *Message {
-	if x.n == 0 {
+	i := x.find(id)
+	if i < 0 {
 		return nil
 	}
-	k0, k1 := msgKey(&id)
+	return x.removeAt(i)
+}
+
+// removeAt unindexes the message in slot i (found by find, nothing added
+// or removed since) and returns it: a caller that looks at the message
+// before it decides walks the probe run once.
+func (x *msgIndex) removeAt(i int) *Message {
 	mask := len(x.slots) - 1
-	i := x.home(k0, k1)
-	for {
-		s := &x.slots[i]
-		if s.m == nil {
-			return nil
-		}
-		if s.k0 == k0 && s.k1 == k1 {
-			break
-		}
-		i = (i + 1) & mask
-	}
 	m := x.slots[i].m
 	// close the gap: an entry further along the run moves into it unless
 	// its home lies (cyclically) after the gap, where a lookup would

@@ -175,17 +175,11 @@ func (c *Channel) finishMessages(clientID int64, ids []MessageID, errs []error) 
 	n := 0
 	c.inFlightMutex.Lock()
 	for i, id := range ids {
-		m := c.inFlightMessages.get(id)
-		if m == nil {
-			errs[i] = errNotInFlight
+		m, err := c.popInFlightLocked(clientID, id)
+		if err != nil {
+			errs[i] = err
 			continue
 		}
-		if m.clientID != clientID {
-			errs[i] = errNotOwner
-			continue
-		}
-		c.inFlightMessages.remove(id)
-		c.inFlight.Remove(m)
 		popped[n] = m
 		n++
 	}
