@@ -200,8 +200,8 @@ func (c *clientV2) upgradeTLSLocked() error {
 	err := tlsConn.Handshake()
 	// the IOLoop and the writers set their own deadlines from here on
 	c.Conn.SetDeadline(time.Time{})
-	c.readDeadline.forget()
-	c.sock.deadline.forget()
+	c.readDeadline.Forget()
+	c.sock.deadline.Forget()
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ournsq/nsq/internal/netdeadline"
 )
 
 // Client states as shown in /stats (D-TCP-06).
@@ -81,7 +83,7 @@ type clientV2 struct {
 	// until the next command is read, and the read deadline's bookkeeping
 	params       [][]byte
 	paramsArr    [8][]byte
-	readDeadline lazyDeadline
+	readDeadline netdeadline.Lazy
 	// IOLoop-owned: the topic of the last PUB/DPUB/MPUB (pubTopic)
 	lastPubTopic *Topic
 	// IOLoop-owned: FINs read but not applied yet (pump_batch.go)
@@ -158,9 +160,9 @@ func newClientV2(id int64, conn net.Conn, n *NSQD) *clientV2 {
 	}
 	c.params = c.paramsArr[:0]
 	// tcp.go's protocol magic read left a read deadline behind
-	c.readDeadline.forget()
+	c.readDeadline.Forget()
 	c.sock = socketWriter{c: c, w: conn}
-	c.sock.deadline.forget()
+	c.sock.deadline.Forget()
 	c.writer = bufio.NewWriterSize(&c.sock, defaultBufferSize)
 	c.writeTimeout = c.heartbeatInterval
 	c.state.Store(stateInit)
@@ -483,59 +485,12 @@ func (c *clientV2) flush() error {
 	return c.flushLocked()
 }
 
-// deadlineSlack is how long a read or write deadline may go without being
-// moved forward; see lazyDeadline.
-const deadlineSlack = 100 * time.Millisecond
-
 // armReadDeadline moves the read deadline (lazily) before a read that may
 // reach the socket: two missed heartbeats disconnect (D-TCP-08).
 func (c *clientV2) armReadDeadline() {
-	if d, ok := c.readDeadline.next(c.heartbeatInterval * 2); ok {
+	if d, ok := c.readDeadline.Next(c.heartbeatInterval * 2); ok {
 		c.SetReadDeadline(d)
 	}
-}
-
-// lazyDeadline decides when to move a connection's read or write deadline.
-//
-// NSQ moves the read deadline to now+2×heartbeat before every command and
-// the write deadline to now+heartbeat before every frame (D-TCP-08). Each
-// move is a time.Now and an update of the runtime's poller timer: 9 % and
-// 6 % of nsqd's CPU when draining a backlog (docs/performance.md). We move
-// a deadline at most every deadlineSlack, and then to
-// now+timeout+deadlineSlack. So whenever a read or write starts, its
-// deadline is at least timeout away (less than deadlineSlack has passed
-// since it was set): no client is cut off earlier than NSQ would cut it
-// off, and none more than deadlineSlack later. With heartbeats off
-// (timeout <= 0) the deadline is cleared once rather than every time.
-type lazyDeadline struct {
-	armed   bool          // a deadline may be set on the connection
-	timeout time.Duration // the timeout it was set for
-	at      time.Time     // when it was set
-}
-
-// next returns the deadline to set before a read or write with timeout
-// (<= 0: none), or false when the one in place will do.
-func (d *lazyDeadline) next(timeout time.Duration) (time.Time, bool) {
-	if timeout <= 0 {
-		if !d.armed {
-			return time.Time{}, false
-		}
-		d.armed = false
-		return time.Time{}, true
-	}
-	// time.Since reads only the monotonic clock: half a time.Now
-	if d.armed && d.timeout == timeout && time.Since(d.at) < deadlineSlack {
-		return time.Time{}, false
-	}
-	now := time.Now()
-	d.armed, d.timeout, d.at = true, timeout, now
-	return now.Add(timeout + deadlineSlack), true
-}
-
-// forget makes the next call set (or clear) the deadline, whatever has
-// been left on the connection.
-func (d *lazyDeadline) forget() {
-	d.armed, d.timeout = true, -1
 }
 
 // socketWriter is the bottom of the write stack: every Write goes straight
@@ -547,11 +502,11 @@ func (d *lazyDeadline) forget() {
 type socketWriter struct {
 	c        *clientV2
 	w        io.Writer // c.Conn, or the TLS connection over it
-	deadline lazyDeadline
+	deadline netdeadline.Lazy
 }
 
 func (s *socketWriter) Write(p []byte) (int, error) {
-	if t, ok := s.deadline.next(s.c.writeTimeout); ok {
+	if t, ok := s.deadline.Next(s.c.writeTimeout); ok {
 		s.c.Conn.SetWriteDeadline(t)
 	}
 	return s.w.Write(p)

@@ -178,20 +178,34 @@ func (s *httpServer) doPUB(w http.ResponseWriter, req *http.Request, ps httprout
 
 	var deferred time.Duration
 	if ds, ok := params.Get("defer"); ok {
-		di, err := strconv.ParseInt(ds, 10, 64)
-		maxMs := int64(s.nsqd.getOpts().MaxReqTimeout / time.Millisecond)
-		if err != nil || di < 0 || di > maxMs {
+		if deferred, ok = s.parseDefer(ds); !ok {
 			return nil, httpErr(400, "INVALID_DEFER")
 		}
-		deferred = time.Duration(di) * time.Millisecond
 	}
+	if err := publishOne(topic, body, deferred); err != nil {
+		return nil, err
+	}
+	return "OK", nil
+}
 
+// parseDefer reads /pub's defer (ms, 0..--max-req-timeout).
+func (s *httpServer) parseDefer(ds string) (time.Duration, bool) {
+	di, err := strconv.ParseInt(ds, 10, 64)
+	maxMs := int64(s.nsqd.getOpts().MaxReqTimeout / time.Millisecond)
+	if err != nil || di < 0 || di > maxMs {
+		return 0, false
+	}
+	return time.Duration(di) * time.Millisecond, true
+}
+
+// publishOne publishes the body of a /pub (which it keeps).
+func publishOne(topic *Topic, body []byte, deferred time.Duration) error {
 	msg := newMessageFor(topic, body)
 	msg.deferred = deferred
 	if err := topic.PutMessage(msg); err != nil {
-		return nil, putError(err)
+		return putError(err)
 	}
-	return "OK", nil
+	return nil
 }
 
 // putError maps a topic put failure: exiting is 503, a backend failure 500.
@@ -215,42 +229,67 @@ func (s *httpServer) doMPUB(w http.ResponseWriter, req *http.Request, ps httprou
 
 	binaryMode := false
 	if b, ok := params.Get("binary"); ok {
-		switch b {
-		case "true", "1":
-			binaryMode = true
-		case "false", "0":
-		default:
+		var known bool
+		if binaryMode, known = mpubBinaryParam(b); !known {
 			// NSQ treats any other value as binary (logged as deprecated)
 			s.nsqd.logf(lg.WARN, "deprecated value '%s' used for /mpub binary param", b)
-			binaryMode = true
 		}
 	}
 
-	var msgs []*Message
-	var scratch *mpubScratch
+	var r io.Reader = req.Body
 	if binaryMode {
-		var cerr *protocol.ClientError
-		r := textReaderPool.Get().(*bufio.Reader)
-		r.Reset(req.Body)
-		msgs, scratch, cerr = readMPUBPooled(r, topic, opts.MaxMsgSize, opts.MaxBodySize)
-		r.Reset(nil)
-		textReaderPool.Put(r)
-		if cerr != nil {
-			return nil, httpErr(413, strings.TrimPrefix(cerr.Code, "E_"))
-		}
-	} else {
-		msgs, scratch, err = readTextMPUBPooled(req.Body, req.ContentLength, topic, opts.MaxMsgSize, opts.MaxBodySize)
-		if err != nil {
-			return nil, err
-		}
+		br := textReaderPool.Get().(*bufio.Reader)
+		br.Reset(req.Body)
+		defer func() {
+			br.Reset(nil)
+			textReaderPool.Put(br)
+		}()
+		r = br
 	}
+	msgs, scratch, err := readHTTPMPUB(r, req.ContentLength, binaryMode, topic, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := publishMany(topic, msgs, scratch); err != nil {
+		return nil, err
+	}
+	return "OK", nil
+}
 
+// mpubBinaryParam reads /mpub's binary: true/1 and false/0 are known;
+// anything else means binary too.
+func mpubBinaryParam(b string) (binary, known bool) {
+	switch b {
+	case "true", "1":
+		return true, true
+	case "false", "0":
+		return false, true
+	}
+	return true, false
+}
+
+// readHTTPMPUB reads the messages of an /mpub body of size bytes (-1:
+// unknown), binary or one per line, with pooled blocks.
+func readHTTPMPUB(r io.Reader, size int64, binary bool, topic *Topic, opts *Options) ([]*Message, *mpubScratch, error) {
+	if !binary {
+		return readTextMPUBPooled(r, size, topic, opts.MaxMsgSize, opts.MaxBodySize)
+	}
+	msgs, scratch, cerr := readMPUBPooled(r, topic, opts.MaxMsgSize, opts.MaxBodySize)
+	if cerr != nil {
+		return nil, nil, httpErr(413, strings.TrimPrefix(cerr.Code, "E_"))
+	}
+	return msgs, scratch, nil
+}
+
+// publishMany publishes an /mpub's messages, then recycles their blocks
+// if no queue keeps them in memory.
+func publishMany(topic *Topic, msgs []*Message, scratch *mpubScratch) error {
 	onlyOnDisk, err := topic.putMessages(msgs)
 	if err != nil {
-		return nil, putError(err)
+		return putError(err)
 	}
 	recycleMPUB(scratch, msgs, onlyOnDisk)
-	return "OK", nil
+	return nil
 }
 
 // boolParam reads include_clients / include_mem: only false/0 turn it off.

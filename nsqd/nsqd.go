@@ -171,6 +171,7 @@ func New(opts *Options) (*NSQD, error) {
 	n.logf(lg.INFO, "TCP: listening on %s", n.tcpListener.Addr())
 	if n.httpListener != nil {
 		n.httpServer = httpapi.NewServer(n.httpListener, n.plainHTTPHandler(), "HTTP", n.logf)
+		n.httpServer.Fast = n.httpFastRoute()
 	}
 	if n.httpsListener != nil {
 		n.httpsServer = httpapi.NewServer(n.httpsListener, newHTTPServer(n), "HTTPS", n.logf)

@@ -103,6 +103,10 @@ type Options struct {
 	SnappyEnabled   bool `flag:"snappy"`
 
 	Experiments []string `flag:"enable-experiment" cfg:"enable_experiment"`
+
+	// noHTTPFastPath serves every HTTP request through net/http (tests
+	// compare the fast path's answers with net/http's).
+	noHTTPFastPath bool
 }
 
 // TLS-required levels (D-TLS-02).

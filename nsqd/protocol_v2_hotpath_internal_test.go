@@ -73,46 +73,6 @@ func TestExecLineDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestLazyDeadline(t *testing.T) {
-	var d lazyDeadline
-	d.forget()
-	// heartbeats off: the deadline left on the connection is cleared once
-	if dl, ok := d.next(0); !ok || !dl.IsZero() {
-		t.Fatalf("next(0) after forget = %v, %v; want a zero deadline", dl, ok)
-	}
-	if _, ok := d.next(0); ok {
-		t.Fatal("next(0) clears again")
-	}
-	const timeout = time.Second
-	before := time.Now()
-	dl, ok := d.next(timeout)
-	if !ok || dl.Before(before.Add(timeout+deadlineSlack)) {
-		t.Fatalf("next(%v) = %v, %v; want >= %v", timeout, dl, ok, before.Add(timeout+deadlineSlack))
-	}
-	// within deadlineSlack the deadline in place still leaves >= timeout
-	if _, ok := d.next(timeout); ok {
-		t.Fatal("deadline moved again at once")
-	}
-	if time.Until(dl) < timeout {
-		t.Fatal("deadline in place is less than timeout away")
-	}
-	// a new timeout (IDENTIFY) moves it at once
-	if dl2, ok := d.next(2 * timeout); !ok || dl2.Before(before.Add(2*timeout)) {
-		t.Fatalf("next(2s) = %v, %v", dl2, ok)
-	}
-	time.Sleep(deadlineSlack)
-	if _, ok := d.next(2 * timeout); !ok {
-		t.Fatalf("deadline not moved after %v", deadlineSlack)
-	}
-	if dl, ok := d.next(0); !ok || !dl.IsZero() {
-		t.Fatal("heartbeats turned off: deadline not cleared")
-	}
-	d.forget()
-	if _, ok := d.next(timeout); !ok {
-		t.Fatal("next after forget did not set the deadline")
-	}
-}
-
 // deadlineConn records write deadlines and the writes they preceded.
 type deadlineConn struct {
 	benchConn

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ournsq/nsq/internal/lg"
@@ -30,9 +31,13 @@ type Server struct {
 	// (TLS, timeouts) before Serve.
 	HTTP *http.Server
 
+	// Fast, if set before Serve, is served on the fast path (fast.go).
+	Fast FastRoute
+
 	ln    net.Listener
 	proto string
 	logf  LogFunc
+	fast  atomic.Pointer[fastServer]
 }
 
 // NewServer prepares h to be served on ln. proto names the server in log
@@ -61,12 +66,42 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // "<proto>: closing <addr>".
 func (s *Server) Serve() error {
 	s.logf(lg.INFO, "%s: listening on %s", s.proto, s.ln.Addr())
-	err := s.HTTP.Serve(s.ln)
+	var err error
+	if s.Fast == nil {
+		err = s.HTTP.Serve(s.ln)
+	} else {
+		err = s.serveFast()
+	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("http.Serve() error - %w", err)
 	}
 	s.logf(lg.INFO, "%s: closing %s", s.proto, s.ln.Addr())
 	return nil
+}
+
+// serveFast runs the fast path's accept loop here and net/http on the
+// connections it hands over.
+func (s *Server) serveFast() error {
+	fs := newFastServer(s.Fast, s.ln, s.HTTP, s.logf)
+	s.fast.Store(fs)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.HTTP.Serve(fs.handoff) }()
+	err := fs.acceptLoop()
+	if err != nil {
+		fs.handoff.Close()
+	}
+	if herr := <-httpDone; err == nil {
+		err = herr
+	}
+	return err
+}
+
+// FastAnswers is the number of requests answered on the fast path.
+func (s *Server) FastAnswers() int64 {
+	if fs := s.fast.Load(); fs != nil {
+		return fs.answered.Load()
+	}
+	return 0
 }
 
 // Shutdown stops accepting, lets requests in progress finish for at most
@@ -75,6 +110,16 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	fs := s.fast.Load()
+	fastDone := make(chan struct{})
+	if fs != nil {
+		go func() {
+			fs.shutdown(ctx.Done())
+			close(fastDone)
+		}()
+	} else {
+		close(fastDone)
+	}
 	err := s.HTTP.Shutdown(ctx)
 	if err != nil {
 		// Requests still running (a 30 s pprof profile, a stalled upload):
@@ -82,6 +127,7 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		err = s.HTTP.Close()
 	}
 	s.ln.Close()
+	<-fastDone
 	return err
 }
 
