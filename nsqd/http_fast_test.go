@@ -119,6 +119,8 @@ func TestHTTPFastPathMatchesNetHTTP(t *testing.T) {
 		"trailing slash":  {fpPost("/pub/?topic=a", "x")},
 		"other routes":    {"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", fpPost("/pub?topic=a", "x")},
 		"wrong method":    {"PUT /pub?topic=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
+		"cut in body":     {fpPost("/pub?topic=a", "hello")[:len(fpPost("/pub?topic=a", "hello"))-2]},
+		"cut in mpub":     {fpPost("/pub?topic=a", "1") + fpPost("/mpub?topic=a", "x\ny\nz")[:60]},
 	}
 	names := make([]string, 0, len(cases))
 	for name := range cases {
@@ -133,10 +135,11 @@ func TestHTTPFastPathMatchesNetHTTP(t *testing.T) {
 		}
 	}
 	// pub, pipelined (3), split, defer, first value, ephemeral, mpub text,
-	// mpub binary (2), mpub large, headers; every other request went to
-	// net/http, and with it the rest of its connection
-	if n := fast.httpServer.FastAnswers(); n != 13 {
-		t.Errorf("fast path answered %d requests, want 13", n)
+	// mpub binary (2), mpub large, headers, the first of "cut in mpub";
+	// every other request went to net/http, and with it the rest of its
+	// connection
+	if n := fast.httpServer.FastAnswers(); n != 14 {
+		t.Errorf("fast path answered %d requests, want 14", n)
 	}
 	if got, want := fpTopics(fast), fpTopics(slow); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("published differently:\nfast path %q\nnet/http  %q", got, want)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -181,26 +182,31 @@ func (fc *fastConn) serve() {
 	}()
 	for {
 		req, st := parseFastHead(fc.in[fc.r:fc.w], s.route)
+		if fc.served && fc.w-fc.r < keepAlivePeek {
+			st = headIncomplete
+		}
 		switch st {
 		case headNotFast:
-			handedOff = fc.handOff()
+			handedOff = fc.handOff(nil)
 			return
 		case headIncomplete:
-			if !fc.fill(false) {
+			if err := fc.fill(false); err != nil {
+				handedOff = fc.readFailed(err)
 				return
 			}
 			continue
 		}
 		total := req.headLen + int(req.contentLength)
 		if total > fastMaxRequest {
-			handedOff = fc.handOff()
+			handedOff = fc.handOff(nil)
 			return
 		}
 		if fc.w-fc.r < total {
 			// the body is still coming; the head is parsed again once it
 			// is in (reading may move the buffer)
 			fc.reserve(total)
-			if !fc.fill(true) {
+			if err := fc.fill(true); err != nil {
+				handedOff = fc.readFailed(err)
 				return
 			}
 			continue
@@ -208,7 +214,7 @@ func (fc *fastConn) serve() {
 		body := fc.in[fc.r+req.headLen : fc.r+total]
 		code, text, handled := s.route.ServeFast(req.path, req.query, body)
 		if !handled {
-			handedOff = fc.handOff()
+			handedOff = fc.handOff(nil)
 			return
 		}
 		fc.r += total
@@ -230,13 +236,16 @@ func (fc *fastConn) serve() {
 	}
 }
 
+// errWriteFailed ends a connection whose answers could not be written.
+var errWriteFailed = errors.New("write failed")
+
 // fill reads more input, after writing what is pending (a read may
 // block). The deadline is net/http's: the header timeout for the first
 // request and once part of a head is in, the idle timeout while waiting for
 // a later request, none for a body.
-func (fc *fastConn) fill(body bool) bool {
+func (fc *fastConn) fill(body bool) error {
 	if !fc.flush() {
-		return false
+		return errWriteFailed
 	}
 	s := fc.s
 	empty := fc.r == fc.w
@@ -265,16 +274,38 @@ func (fc *fastConn) fill(body bool) bool {
 	if empty {
 		fc.idle.Store(true)
 		if s.closing.Load() {
-			return false
+			return net.ErrClosed
 		}
 	}
 	n, err := fc.c.Read(fc.in[fc.w:])
 	fc.idle.Store(false)
 	fc.w += n
-	// as net/http: a read error or timeout before a whole request closes
-	// the connection without an answer
-	return n > 0 || err == nil
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
+
+// readFailed ends a connection whose read failed. With nothing of a
+// request read it is closed without an answer, as net/http does; with part
+// of one read, net/http gets it and the error (what it answers to a
+// truncated request is its own business: a 400 for half a request line, a
+// handler's 500 for half a body, nothing for half a head).
+func (fc *fastConn) readFailed(err error) bool {
+	if fc.r == fc.w || fc.served && fc.w-fc.r < keepAlivePeek ||
+		err == errWriteFailed || fc.s.closing.Load() {
+		return false
+	}
+	return fc.handOff(err)
+}
+
+// keepAlivePeek is how many bytes net/http waits for on a kept-alive
+// connection before it reads a request: fewer and an error or timeout
+// closes it without an answer.
+const keepAlivePeek = 4
 
 // grow makes room at the end of in: the unread part moves to the front,
 // and the buffer doubles if that is not enough.
@@ -308,13 +339,14 @@ func (fc *fastConn) flush() bool {
 }
 
 // handOff gives the connection to net/http with what is buffered, after
-// writing the answers already made. It reports whether net/http took it.
-func (fc *fastConn) handOff() bool {
+// writing the answers already made; readErr, if not nil, is what the read
+// after those bytes returns. It reports whether net/http took it.
+func (fc *fastConn) handOff(readErr error) bool {
 	if !fc.flush() {
 		return false
 	}
 	fc.c.SetReadDeadline(time.Time{})
-	rc := &replayConn{Conn: fc.c, pending: bytes.Clone(fc.in[fc.r:fc.w])}
+	rc := &replayConn{Conn: fc.c, pending: bytes.Clone(fc.in[fc.r:fc.w]), err: readErr}
 	return fc.s.handoff.deliver(rc)
 }
 
@@ -589,10 +621,13 @@ func (l *handoffListener) deliver(c net.Conn) bool {
 }
 
 // replayConn is a connection whose first bytes were already read: Read
-// returns them before reading the socket.
+// returns them, then err once if it is set (the read that failed after
+// them: a timeout stays a timeout although the deadline was cleared), then
+// reads the socket.
 type replayConn struct {
 	net.Conn
 	pending []byte
+	err     error
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -600,6 +635,10 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
 		return n, nil
+	}
+	if err := c.err; err != nil {
+		c.err = nil
+		return 0, err
 	}
 	return c.Conn.Read(p)
 }

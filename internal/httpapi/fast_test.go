@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func testFastHandler() http.Handler {
 
 // startFastServer serves testFastHandler with route on the fast path (nil:
 // net/http only); mod adjusts the http.Server before Serve.
-func startFastServer(t *testing.T, route FastRoute, mod func(*http.Server)) (*Server, string, chan error) {
+func startFastServer(t testing.TB, route FastRoute, mod func(*http.Server)) (*Server, string, chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,26 +80,33 @@ var dateRE = regexp.MustCompile(`Date: [^\r]*\r\n`)
 
 // exchange writes each part of reqs (pausing between parts so they arrive
 // apart), half-closes and returns everything answered, Date removed.
-func exchange(t *testing.T, addr string, parts ...string) string {
+func exchange(t testing.TB, addr string, parts ...string) string {
 	t.Helper()
+	out, err := tryExchange(addr, parts...)
+	if err != nil {
+		t.Fatalf("exchange: %v (got %q)", err, out)
+	}
+	return out
+}
+
+// tryExchange is exchange returning its error: a server that closes with
+// input unread resets the connection, which may cut what it sent.
+func tryExchange(addr string, parts ...string) (string, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer c.Close()
 	for _, p := range parts {
 		if _, err := c.Write([]byte(p)); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	c.(*net.TCPConn).CloseWrite()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("reading answers: %v (got %q)", err, b)
-	}
-	return dateRE.ReplaceAllString(string(b), "Date: -\r\n")
+	return dateRE.ReplaceAllString(string(b), "Date: -\r\n"), err
 }
 
 func post(path, body string, headers ...string) string {
@@ -137,6 +145,9 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		"space in uri": {"POST /fast ?a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
 		"obs fold":     {"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n continued\r\n\r\nx"},
 		"garbage":      {"\x00\x01 nonsense\r\n\r\n"},
+		"cut in body":  {post("/fast", "abcdef")[:len(post("/fast", "abcdef"))-2]},
+		"cut in head":  {"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Le"},
+		"cut in line":  {"GARB"},
 	}
 	for name, parts := range cases {
 		got, want := exchange(t, fastAddr, parts...), exchange(t, slowAddr, parts...)
@@ -165,47 +176,50 @@ func TestFastPathServesPlainRequests(t *testing.T) {
 	}
 }
 
-// net/http's timeouts: a new connection that sends no whole head is closed
-// after ReadHeaderTimeout, a kept-alive one after IdleTimeout, silently.
+// net/http's timeouts: a new connection that sends no whole head is cut
+// off after ReadHeaderTimeout, a kept-alive one after IdleTimeout, and
+// what is answered then (nothing, or net/http's 400 for a half line) is
+// net/http's answer.
 func TestFastPathTimeouts(t *testing.T) {
-	_, addr, _ := startFastServer(t, &testFastRoute{}, func(hs *http.Server) {
+	timeouts := func(hs *http.Server) {
 		hs.ReadHeaderTimeout = 200 * time.Millisecond
 		hs.IdleTimeout = 600 * time.Millisecond
-	})
-	closedAfter := func(c net.Conn) (time.Duration, string) {
+	}
+	_, fastAddr, _ := startFastServer(t, &testFastRoute{}, timeouts)
+	_, slowAddr, _ := startFastServer(t, nil, timeouts)
+	// sendAndWait writes each part, then reads until the server closes
+	closedAfter := func(addr string, parts ...string) (time.Duration, string) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, p := range parts {
+			c.Write([]byte(p))
+		}
 		start := time.Now()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		b, _ := io.ReadAll(c)
-		return time.Since(start), string(b)
+		return time.Since(start), dateRE.ReplaceAllString(string(b), "")
 	}
-
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("POST /fast HTTP/1.1\r\nHo"))
-	if d, b := closedAfter(c); d < 150*time.Millisecond || d > 2*time.Second || b != "" {
-		t.Errorf("partial head: closed after %v with %q; want ~200ms, nothing", d, b)
-	}
-	c.Close()
-
-	c, err = net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte(post("/fast", "a")))
-	rd := bufio.NewReader(c)
-	resp, err := http.ReadResponse(rd, nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("answer: %v %v", resp, err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	start := time.Now()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, _ := rd.Read(make([]byte, 1))
-	if d := time.Since(start); d < 500*time.Millisecond || d > 3*time.Second || n != 0 {
-		t.Errorf("idle connection closed after %v (read %d bytes); want ~600ms", d, n)
+	for name, c := range map[string]struct {
+		parts    []string
+		min, max time.Duration
+	}{
+		"nothing":        {nil, 150 * time.Millisecond, 2 * time.Second},
+		"half a head":    {[]string{"POST /fast HTTP/1.1\r\nHost: x\r\n"}, 150 * time.Millisecond, 2 * time.Second},
+		"half a line":    {[]string{"POST /fast HTTP/1.1\r\nHo"}, 150 * time.Millisecond, 2 * time.Second},
+		"half a request": {[]string{"POST /fa"}, 150 * time.Millisecond, 2 * time.Second},
+		"idle":           {[]string{post("/fast", "a")}, 500 * time.Millisecond, 3 * time.Second},
+	} {
+		fd, fb := closedAfter(fastAddr, c.parts...)
+		_, sb := closedAfter(slowAddr, c.parts...)
+		if fd < c.min || fd > c.max {
+			t.Errorf("%s: closed after %v, want %v..%v", name, fd, c.min, c.max)
+		}
+		if fb != sb {
+			t.Errorf("%s: fast path answered %q, net/http %q", name, fb, sb)
+		}
 	}
 }
 
@@ -277,4 +291,43 @@ func TestParseFastHeadLimits(t *testing.T) {
 	if _, st := parseFastHead(bytes.Repeat([]byte("x"), fastMaxHead+1), route); st != headNotFast {
 		t.Fatal("a request line without end: want not fast")
 	}
+}
+
+// Arbitrary bytes on a connection get the same answers from the fast path
+// as from net/http alone, split into two writes at any point.
+func FuzzFastPathAnswersAsNetHTTP(f *testing.F) {
+	for _, seed := range []string{
+		post("/fast", "abc") + post("/fast?err", "d"),
+		post("/fast?fail", "a") + post("/fast", "b"),
+		"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX: y\r\n\r\nabc",
+		"POST /fast HTTP/1.0\r\nContent-Length: 1\r\n\r\nx",
+		"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nhost: x\r\ncontent-length: 01\r\nconnection: keep-alive\r\n\r\nx",
+		"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+	} {
+		f.Add(seed, uint16(len(seed)/2))
+	}
+	_, fastAddr, _ := startFastServer(f, &testFastRoute{}, nil)
+	_, slowAddr, _ := startFastServer(f, nil, nil)
+	f.Fuzz(func(t *testing.T, in string, cut uint16) {
+		if len(in) > 4096 {
+			return
+		}
+		parts := []string{in}
+		if c := int(cut); c > 0 && c < len(in) {
+			parts = []string{in[:c], in[c:]}
+		}
+		got, gerr := tryExchange(fastAddr, parts...)
+		want, werr := tryExchange(slowAddr, parts...)
+		if errors.Is(gerr, syscall.ECONNRESET) || errors.Is(werr, syscall.ECONNRESET) ||
+			errors.Is(gerr, syscall.EPIPE) || errors.Is(werr, syscall.EPIPE) {
+			return // closed with input unread: what arrived is the kernel's choice
+		}
+		if gerr != nil || werr != nil {
+			t.Fatalf("input %q: fast path %v, net/http %v", in, gerr, werr)
+		}
+		if got != want {
+			t.Fatalf("input %q: fast path answered\n%q\nnet/http answers\n%q", in, got, want)
+		}
+	})
 }
