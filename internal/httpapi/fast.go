@@ -165,7 +165,8 @@ type fastConn struct {
 	out      []byte
 	deadline netdeadline.Lazy
 	served   bool        // a request has been answered (later ones wait with the idle timeout)
-	idle     atomic.Bool // waiting for a request with nothing buffered (shutdown may close it)
+	headSet  bool        // the header deadline of the request being read is set
+	idle     atomic.Bool // waiting for the next request (shutdown may close it)
 }
 
 func (fc *fastConn) serve() {
@@ -218,7 +219,7 @@ func (fc *fastConn) serve() {
 			return
 		}
 		fc.r += total
-		fc.served = true
+		fc.served, fc.headSet = true, false
 		s.answered.Add(1)
 		closing := s.closing.Load()
 		fc.out = appendV1Response(fc.out, code, text, closing)
@@ -240,16 +241,12 @@ func (fc *fastConn) serve() {
 var errWriteFailed = errors.New("write failed")
 
 // fill reads more input, after writing what is pending (a read may
-// block). The deadline is net/http's: the header timeout for the first
-// request and once part of a head is in, the idle timeout while waiting for
-// a later request, none for a body.
+// block), under net/http's deadlines (armDeadline).
 func (fc *fastConn) fill(body bool) error {
 	if !fc.flush() {
 		return errWriteFailed
 	}
-	s := fc.s
-	empty := fc.r == fc.w
-	if empty {
+	if fc.r == fc.w {
 		fc.r, fc.w = 0, 0
 		if cap(fc.in) > fastKeepBuf {
 			fc.in = nil // a large request's buffer is not kept
@@ -261,19 +258,10 @@ func (fc *fastConn) fill(body bool) error {
 	if fc.w == len(fc.in) {
 		fc.grow()
 	}
-	timeout := s.headerTimeout
-	switch {
-	case body:
-		timeout = 0
-	case empty && fc.served:
-		timeout = s.idleTimeout
-	}
-	if d, ok := fc.deadline.Next(timeout); ok {
-		fc.c.SetReadDeadline(d)
-	}
-	if empty {
+	waiting := fc.armDeadline(body)
+	if waiting {
 		fc.idle.Store(true)
-		if s.closing.Load() {
+		if fc.s.closing.Load() {
 			return net.ErrClosed
 		}
 	}
@@ -287,6 +275,35 @@ func (fc *fastConn) fill(body bool) error {
 		err = io.ErrNoProgress
 	}
 	return err
+}
+
+// armDeadline sets the read deadline as net/http would have it: on a kept-
+// alive connection the idle timeout until 4 bytes of the next request are
+// in (waiting is then true); for a head, the header timeout from when it
+// began (first request: from the accept), never moved by later reads, so a
+// client trickling bytes is cut off all the same; none for a body.
+func (fc *fastConn) armDeadline(body bool) (waiting bool) {
+	s := fc.s
+	switch {
+	case body:
+		if d, ok := fc.deadline.Next(0); ok {
+			fc.c.SetReadDeadline(d)
+		}
+	case fc.served && fc.w-fc.r < keepAlivePeek:
+		if d, ok := fc.deadline.Next(s.idleTimeout); ok {
+			fc.c.SetReadDeadline(d)
+		}
+		return true
+	case !fc.headSet:
+		fc.headSet = true
+		fc.deadline.Forget()
+		if s.headerTimeout > 0 {
+			fc.c.SetReadDeadline(time.Now().Add(s.headerTimeout))
+		} else {
+			fc.c.SetReadDeadline(time.Time{})
+		}
+	}
+	return false
 }
 
 // readFailed ends a connection whose read failed. With nothing of a

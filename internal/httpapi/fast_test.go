@@ -223,6 +223,43 @@ func TestFastPathTimeouts(t *testing.T) {
 	}
 }
 
+// A client trickling a head byte by byte is cut off at the header timeout
+// from the head's start, as by net/http: reads do not move it.
+func TestFastPathHeaderTimeoutNotMovedByReads(t *testing.T) {
+	timeouts := func(hs *http.Server) { hs.ReadHeaderTimeout = 300 * time.Millisecond }
+	_, fastAddr, _ := startFastServer(t, &testFastRoute{}, timeouts)
+	_, slowAddr, _ := startFastServer(t, nil, timeouts)
+	trickle := func(addr string) time.Duration {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		closed := make(chan time.Duration, 1)
+		start := time.Now()
+		go func() {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.ReadAll(c)
+			closed <- time.Since(start)
+		}()
+		head := "POST /fast HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("u", 100)
+		for i := 0; i < len(head); i++ {
+			select {
+			case d := <-closed:
+				return d
+			case <-time.After(20 * time.Millisecond):
+			}
+			c.Write([]byte{head[i]})
+		}
+		return <-closed
+	}
+	for name, addr := range map[string]string{"fast path": fastAddr, "net/http": slowAddr} {
+		if d := trickle(addr); d < 250*time.Millisecond || d > 1500*time.Millisecond {
+			t.Errorf("%s: a trickled head was cut off after %v, want ~300ms", name, d)
+		}
+	}
+}
+
 // Shutdown closes idle fast connections at once, lets one in the middle of
 // a head run to the timeout, and makes Serve return.
 func TestFastPathShutdown(t *testing.T) {
