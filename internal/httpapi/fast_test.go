@@ -293,14 +293,7 @@ func TestFastPathShutdown(t *testing.T) {
 			t.Errorf("%s connection still open after Shutdown (read %d, %v)", name, n, err)
 		}
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Serve did not return after Shutdown")
-	}
+	expectServeReturned(t, done, 2*time.Second)
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("listener still accepts after Shutdown")
 	}

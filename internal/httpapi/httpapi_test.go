@@ -58,16 +58,22 @@ func startServer(t *testing.T, h http.Handler, logf LogFunc) string {
 		if err := s.Shutdown(2 * time.Second); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Serve did not return")
-		}
+		expectServeReturned(t, done, 5*time.Second)
 	})
 	return "http://" + ln.Addr().String()
+}
+
+// expectServeReturned checks that Serve returned nil within d.
+func expectServeReturned(t testing.TB, done <-chan error, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(d):
+		t.Error("Serve did not return after Shutdown")
+	}
 }
 
 // client never follows redirects (we test them) and never keeps
