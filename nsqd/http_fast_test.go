@@ -154,3 +154,55 @@ func TestHTTPFastPathOffWhenTLSRequired(t *testing.T) {
 		t.Fatal("fast path on with --tls-required")
 	}
 }
+
+// A topic that is closing answers /pub and /mpub with 503 EXITING (D-HTTP-14,
+// D-HTTP-15), on the fast path as through net/http, and keeps nothing.
+func TestHTTPPublishToExitingTopic(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		n := startTestNSQD(t, func(o *Options) {
+			o.HTTPAddress = "127.0.0.1:0"
+			o.noHTTPFastPath = !fast
+		})
+		topic := n.GetTopic("closing")
+		// as between Close's exit flag and the topic leaving nsqd's map;
+		// restored so that the test's own shutdown closes it
+		topic.exitFlag.Store(true)
+		got := fpExchange(t, n.RealHTTPAddr().String(), []string{
+			fpPost("/pub?topic=closing", "a") + fpPost("/mpub?topic=closing", "b\nc"),
+		})
+		topic.exitFlag.Store(false)
+		want := strings.Repeat("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"+
+			"X-Nsq-Content-Type: nsq; version=1.0\r\nDate: -\r\nContent-Length: 21\r\n\r\n{\"message\":\"EXITING\"}", 2)
+		if got != want {
+			t.Errorf("fast path %v: answered\n%q\nwant\n%q", fast, got, want)
+		}
+		if d, c := topic.Depth(), topic.MessageCount(); d != 0 || c != 0 {
+			t.Errorf("fast path %v: the closing topic kept %d messages (counted %d)", fast, d, c)
+		}
+		if fast && n.httpServer.FastAnswers() != 2 {
+			t.Errorf("fast path answered %d of 2", n.httpServer.FastAnswers())
+		}
+	}
+}
+
+// A /pub whose body the client cuts short (then half-closes) is answered
+// 500 INTERNAL_ERROR and publishes nothing (D-HTTP-14), with or without
+// the fast path (it hands such a request to net/http).
+func TestHTTPPubCutBody(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		n := startTestNSQD(t, func(o *Options) {
+			o.HTTPAddress = "127.0.0.1:0"
+			o.noHTTPFastPath = !fast
+		})
+		req := fpPost("/pub?topic=cut", "0123456789")
+		got := fpExchange(t, n.RealHTTPAddr().String(), []string{req[:len(req)-4]})
+		want := "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json; charset=utf-8\r\n" +
+			"X-Nsq-Content-Type: nsq; version=1.0\r\nDate: -\r\nContent-Length: 28\r\n\r\n{\"message\":\"INTERNAL_ERROR\"}"
+		if got != want {
+			t.Errorf("fast path %v: answered\n%q\nwant\n%q", fast, got, want)
+		}
+		if c := n.GetTopic("cut").MessageCount(); c != 0 {
+			t.Errorf("fast path %v: %d messages published from a cut body", fast, c)
+		}
+	}
+}
