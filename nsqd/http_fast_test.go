@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
@@ -204,5 +205,34 @@ func TestHTTPPubCutBody(t *testing.T) {
 		if c := n.GetTopic("cut").MessageCount(); c != 0 {
 			t.Errorf("fast path %v: %d messages published from a cut body", fast, c)
 		}
+	}
+}
+
+// Go's own HTTP client (keep-alive, User-Agent, Accept-Encoding) and curl's
+// usual headers are served on the fast path.
+func TestHTTPFastPathServesCommonClients(t *testing.T) {
+	n := startTestNSQD(t, func(o *Options) { o.HTTPAddress = "127.0.0.1:0" })
+	addr := n.RealHTTPAddr().String()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for i := range 3 {
+		resp, err := client.Post("http://"+addr+"/pub?topic=go", "application/octet-stream", strings.NewReader("m"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "OK" {
+			t.Fatalf("POST /pub: %d %q", resp.StatusCode, b)
+		}
+	}
+	curl := fpPost("/pub?topic=curl", "c", "User-Agent: curl/8.5.0\r\n", "Accept: */*\r\n",
+		"Content-Type: application/x-www-form-urlencoded\r\n")
+	fpExchange(t, addr, []string{curl})
+	if got := n.httpServer.FastAnswers(); got != 4 {
+		t.Fatalf("fast path answered %d of 4", got)
+	}
+	if c := n.GetTopic("go").MessageCount() + n.GetTopic("curl").MessageCount(); c != 4 {
+		t.Fatalf("%d messages published, want 4", c)
 	}
 }
