@@ -1451,3 +1451,25 @@ func TestInactiveProducer(t *testing.T) {
 		t.Errorf("after the PING /nodes = %+v, want the same connection %s", ns, remote)
 	}
 }
+
+// D-LKP-10: explicit --broadcast-address/--broadcast-tcp-port/
+// --broadcast-http-port are what /lookup returns, unchecked (here ports
+// nothing listens on, as behind a NAT or a proxy).
+func TestExplicitBroadcastValues(t *testing.T) {
+	t.Parallel()
+	l := startLookupd(t, "lookupd", nil)
+	n := startNSQD(t, "nsqd", []string{l.tcpAddr}, func(o *nsqd.Options) {
+		o.BroadcastAddress = "nsqd.example"
+		o.BroadcastTCPPort = 4242
+		o.BroadcastHTTPPort = 4343
+	})
+	n.pub(t, "bcast", "m")
+	waitLookupPorts(t, l, "bcast", 4242)
+	_, r := l.lookup(t, "bcast")
+	if len(r.Producers) != 1 {
+		t.Fatalf("/lookup producers %+v, want one", r.Producers)
+	}
+	if p := r.Producers[0]; p.BroadcastAddress != "nsqd.example" || p.TCPPort != 4242 || p.HTTPPort != 4343 {
+		t.Fatalf("/lookup producer %+v, want nsqd.example tcp 4242 http 4343", p)
+	}
+}
