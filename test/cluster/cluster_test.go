@@ -1473,3 +1473,49 @@ func TestExplicitBroadcastValues(t *testing.T) {
 		t.Fatalf("/lookup producer %+v, want nsqd.example tcp 4242 http 4343", p)
 	}
 }
+
+// recLogger records log lines.
+type recLogger struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *recLogger) Output(_ int, s string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, s)
+	return nil
+}
+
+func (l *recLogger) has(sub string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// D-LKP-09: with no lookupd answering, a new topic has no channels to
+// pre-create and nsqd says so; the topic is created all the same.
+func TestNoLookupdToQueryForChannels(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	logs := &recLogger{}
+	n := startNSQD(t, "nsqd", []string{dead}, func(o *nsqd.Options) { o.Logger = logs })
+	n.post(t, "/topic/create?topic=alone")
+	want := "ERROR: no available nsqlookupd to query for channels to pre-create for topic alone"
+	eventually(t, waitLimit, "the pre-create error log", func() (bool, string) {
+		return logs.has(want), "not logged"
+	})
+	if _, ok := n.topicStats(t, "alone"); !ok {
+		t.Fatal("topic alone not created")
+	}
+}
