@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1474,16 +1475,18 @@ func TestExplicitBroadcastValues(t *testing.T) {
 	}
 }
 
-// recLogger records log lines.
+// recLogger records log lines and when they were written.
 type recLogger struct {
 	mu    sync.Mutex
 	lines []string
+	at    []time.Time
 }
 
 func (l *recLogger) Output(_ int, s string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, s)
+	l.at = append(l.at, time.Now())
 	return nil
 }
 
@@ -1517,5 +1520,69 @@ func TestNoLookupdToQueryForChannels(t *testing.T) {
 	})
 	if _, ok := n.topicStats(t, "alone"); !ok {
 		t.Fatal("topic alone not created")
+	}
+}
+
+// blackholeAddr returns a loopback address whose listener never accepts
+// and whose accept queue is full, so a new connection attempt gets no
+// answer at all (its SYN is dropped) and waits for the dialer's timeout.
+func blackholeAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// fill the accept queue until a dial goes unanswered
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("this kernel answers connections beyond a full accept queue")
+	return ""
+}
+
+// D-LKP-01: a lookupd that does not answer the connection attempt is given
+// up after the 1 s dial timeout, and tried again at the next heartbeat.
+func TestLookupdDialTimeout(t *testing.T) {
+	t.Parallel()
+	addr := blackholeAddr(t)
+	logs := &recLogger{}
+	startNSQD(t, "nsqd", []string{addr}, func(o *nsqd.Options) {
+		o.Logger = logs
+		o.LookupdPingInterval = 100 * time.Millisecond
+	})
+	want := "PING - dial tcp " + addr + ": i/o timeout"
+	eventually(t, waitLimit, "a PING dial timing out", func() (bool, string) {
+		return logs.has(want), "not logged"
+	})
+	// the attempts are a dial timeout apart, not a ping interval
+	logs.mu.Lock()
+	var attempts []time.Time
+	for i, s := range logs.lines {
+		if strings.Contains(s, "LOOKUP connecting to "+addr) {
+			attempts = append(attempts, logs.at[i])
+		}
+	}
+	logs.mu.Unlock()
+	if len(attempts) < 2 {
+		t.Fatalf("%d connection attempts logged", len(attempts))
+	}
+	if gap := attempts[1].Sub(attempts[0]); gap < 900*time.Millisecond || gap > 3*time.Second {
+		t.Fatalf("attempts %v apart, want the 1 s dial timeout", gap)
 	}
 }
