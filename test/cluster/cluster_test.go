@@ -1586,3 +1586,40 @@ func TestLookupdDialTimeout(t *testing.T) {
 		t.Fatalf("attempts %v apart, want the 1 s dial timeout", gap)
 	}
 }
+
+// D-LKP-03: what nsqd logs for each IDENTIFY answer, and that a lookupd
+// answering without a broadcast address is kept for registration but not
+// asked for channels.
+func TestLookupdIdentifyAnswersLogged(t *testing.T) {
+	t.Parallel()
+	f := startFakeLookupd(t, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1})
+	addr := f.ln.Addr().String()
+	bad := "E_INVALID"
+	f.identifyReply.Store(&bad)
+	logs := &recLogger{}
+	n := startNSQD(t, "nsqd", []string{addr}, func(o *nsqd.Options) {
+		o.Logger = logs
+		o.LookupdPingInterval = 200 * time.Millisecond
+	})
+	expectLog := func(want string) {
+		t.Helper()
+		eventually(t, waitLimit, "log "+want, func() (bool, string) { return logs.has(want), "not logged" })
+	}
+	f.skipTo(t, "IDENTIFY ")
+	expectLog("INFO: LOOKUPD(" + addr + "): lookupd returned E_INVALID")
+
+	unparsable := "E_BAD_BODY IDENTIFY missing fields"
+	f.identifyReply.Store(&unparsable)
+	f.skipTo(t, "IDENTIFY ")
+	expectLog("ERROR: LOOKUPD(" + addr + "): parsing response - E_BAD_BODY IDENTIFY missing fields")
+
+	noAddr := `{"tcp_port":4160,"http_port":4161,"version":"1.3.0","broadcast_address":""}`
+	f.identifyReply.Store(&noAddr)
+	f.skipTo(t, "IDENTIFY ")
+	expectLog("INFO: LOOKUPD(" + addr + "): peer info {TCPPort:4160 HTTPPort:4161 Version:1.3.0 BroadcastAddress:}")
+	expectLog("ERROR: LOOKUPD(" + addr + "): no broadcast address")
+	// kept: registrations go to it; not used for HTTP: no channel query
+	n.post(t, "/topic/create?topic=noaddr")
+	f.skipTo(t, "REGISTER noaddr")
+	expectLog("ERROR: no available nsqlookupd to query for channels to pre-create for topic noaddr")
+}
