@@ -514,18 +514,25 @@ func parseDecimal(b []byte) (int64, bool) {
 	return n, true
 }
 
-// equalFold compares ASCII b with s ignoring case.
+// equalFold compares b with s ignoring the case of ASCII letters only (a
+// '\r' must not pass for a '-').
 func equalFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
 	for i := range len(b) {
-		x, y := b[i]|0x20, s[i]|0x20
-		if x != y {
+		if lower(b[i]) != lower(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // appendV1Response appends the answer net/http gives for RespondV1(code,

@@ -145,6 +145,8 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		"space in uri": {"POST /fast ?a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
 		"obs fold":     {"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n continued\r\n\r\nx"},
 		"garbage":      {"\x00\x01 nonsense\r\n\r\n"},
+		"CR in a name": {"POST /fast HTTP/1.1\r\nHost: x\r\nContent\rLength: 1\r\n\r\nx"},
+		"@ for `":      {"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: keep\ralive\r\n\r\nx"},
 		"cut in body":  {post("/fast", "abcdef")[:len(post("/fast", "abcdef"))-2]},
 		"cut in head":  {"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Le"},
 		"cut in line":  {"GARB"},
