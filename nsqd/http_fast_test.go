@@ -100,6 +100,7 @@ func TestHTTPFastPathMatchesNetHTTP(t *testing.T) {
 		"defer":           {fpPost("/pub?topic=d&defer=5000", "later")},
 		"first value":     {fpPost("/pub?topic=a&topic=b&x=1&&", "first")},
 		"ephemeral":       {fpPost("/pub?topic=e%23ephemeral", "eph")},
+		"raw #":           {fpPost("/pub?topic=r#ephemeral", "raw"), fpPost("/pub?topic=r#x", "bad")},
 		"mpub text":       {fpPost("/mpub?topic=m", "x\n\ny\r\nz\n")},
 		"mpub binary":     {fpPost("/mpub?topic=m&binary=true", binMPUB("p", "q")), fpPost("/mpub?topic=m&binary=1", binMPUB("r"))},
 		"mpub binary bad": {fpPost("/mpub?topic=m&binary=true", binMPUB("p")[:6]), fpPost("/pub?topic=a", "after")},
@@ -135,12 +136,12 @@ func TestHTTPFastPathMatchesNetHTTP(t *testing.T) {
 			t.Errorf("%s: fast path answered\n%.600q\nnet/http answers\n%.600q", name, got, want)
 		}
 	}
-	// pub, pipelined (3), split, defer, first value, ephemeral, mpub text,
+	// pub, pipelined (3), split, defer, first value, ephemeral, raw #, mpub text,
 	// mpub binary (2), mpub large, headers, the first of "cut in mpub";
 	// every other request went to net/http, and with it the rest of its
 	// connection
-	if n := fast.httpServer.FastAnswers(); n != 14 {
-		t.Errorf("fast path answered %d requests, want 14", n)
+	if n := fast.httpServer.FastAnswers(); n != 15 {
+		t.Errorf("fast path answered %d requests, want 15", n)
 	}
 	if got, want := fpTopics(fast), fpTopics(slow); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("published differently:\nfast path %q\nnet/http  %q", got, want)
