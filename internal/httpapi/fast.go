@@ -125,8 +125,9 @@ func isTemporary(err error) bool {
 
 // shutdown closes the idle connections; the others close after the
 // answer in progress (with "Connection: close", as net/http in shutdown).
-// It returns once all are closed or when done is closed, then closing
-// the rest.
+// It returns once all are closed, or when done is closed, closing the rest
+// then without waiting for their goroutines (as http.Server.Close: one
+// may be held by a publish that only the daemon's own exit lets go).
 func (s *fastServer) shutdown(done <-chan struct{}) {
 	s.closing.Store(true)
 	s.ln.Close()
@@ -150,7 +151,6 @@ func (s *fastServer) shutdown(done <-chan struct{}) {
 			fc.c.Close()
 		}
 		s.mu.Unlock()
-		<-finished
 	}
 }
 

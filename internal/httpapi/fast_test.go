@@ -22,8 +22,12 @@ import (
 )
 
 // testFastRoute serves POST /fast: ?fail hands the request to net/http,
-// ?err answers 500, anything else 200 "OK". handled counts the fast answers.
-type testFastRoute struct{ handled atomic.Int64 }
+// ?err answers 500, ?block waits for release to close, anything else 200
+// "OK". handled counts the fast answers.
+type testFastRoute struct {
+	handled atomic.Int64
+	release chan struct{}
+}
 
 func (r *testFastRoute) MatchFast(path []byte, n int64) bool {
 	return string(path) == "/fast" && n <= 1000
@@ -36,6 +40,8 @@ func (r *testFastRoute) ServeFast(path, query, body []byte) (int, string, bool) 
 	case "err":
 		r.handled.Add(1)
 		return 500, "INTERNAL_ERROR", true
+	case "block":
+		<-r.release
 	}
 	r.handled.Add(1)
 	return 200, "OK", true
@@ -299,6 +305,37 @@ func TestFastPathShutdown(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("listener still accepts after Shutdown")
 	}
+}
+
+// A request stuck in its route (a publish waiting on a disk) does not hold
+// Shutdown past its timeout: the connection is closed, the goroutine left
+// to finish, as http.Server.Close does.
+func TestFastPathShutdownLeavesAStuckRequest(t *testing.T) {
+	route := &testFastRoute{release: make(chan struct{})}
+	s, addr, done := startFastServer(t, route, nil)
+	defer close(route.release)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte(post("/fast?block", "a")))
+	time.Sleep(50 * time.Millisecond)
+	shut := make(chan struct{})
+	go func() {
+		s.Shutdown(200 * time.Millisecond)
+		close(shut)
+	}()
+	select {
+	case <-shut:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Shutdown still waiting 3 s after its 200 ms timeout, for a request stuck in its route")
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection of the stuck request still open: %v", err)
+	}
+	expectServeReturned(t, done, 2*time.Second)
 }
 
 func TestParseFastHeadLimits(t *testing.T) {
