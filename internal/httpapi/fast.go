@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -264,6 +265,9 @@ func (fc *fastConn) fill(body bool) error {
 		if fc.s.closing.Load() {
 			return net.ErrClosed
 		}
+		// the next request is most likely not in yet: let an idle P spin
+		// for it rather than park (see nsqd's yieldBeforeRead)
+		runtime.Gosched()
 	}
 	n, err := fc.c.Read(fc.in[fc.w:])
 	fc.idle.Store(false)
