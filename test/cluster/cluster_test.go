@@ -44,12 +44,15 @@ const waitLimit = 10 * time.Second
 // logging
 
 // tLogger forwards daemon and go-nsq log lines to t.Log until the test ends
-// (its cleanup is registered before the daemons', so it runs after them).
+// (its cleanup is registered before the daemons', so it runs after them),
+// and keeps them, with when they came, for tests that check the log.
 type tLogger struct {
 	t      testing.TB
 	prefix string
 	mu     sync.Mutex
 	closed bool
+	lines  []string
+	at     []time.Time
 }
 
 func newTLogger(t testing.TB, prefix string) *tLogger {
@@ -65,11 +68,29 @@ func newTLogger(t testing.TB, prefix string) *tLogger {
 func (l *tLogger) Output(_ int, s string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.lines = append(l.lines, s)
+	l.at = append(l.at, time.Now())
 	if !l.closed {
 		l.t.Log(l.prefix + s)
 	}
 	return nil
 }
+
+// times returns when each line containing sub was logged.
+func (l *tLogger) times(sub string) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ts []time.Time
+	for i, s := range l.lines {
+		if strings.Contains(s, sub) {
+			ts = append(ts, l.at[i])
+		}
+	}
+	return ts
+}
+
+// has reports whether a line containing sub was logged.
+func (l *tLogger) has(sub string) bool { return len(l.times(sub)) > 0 }
 
 var _ lg.Logger = (*tLogger)(nil)
 
@@ -1475,32 +1496,6 @@ func TestExplicitBroadcastValues(t *testing.T) {
 	}
 }
 
-// recLogger records log lines and when they were written.
-type recLogger struct {
-	mu    sync.Mutex
-	lines []string
-	at    []time.Time
-}
-
-func (l *recLogger) Output(_ int, s string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-	l.at = append(l.at, time.Now())
-	return nil
-}
-
-func (l *recLogger) has(sub string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // D-LKP-09: with no lookupd answering, a new topic has no channels to
 // pre-create and nsqd says so; the topic is created all the same.
 func TestNoLookupdToQueryForChannels(t *testing.T) {
@@ -1511,7 +1506,7 @@ func TestNoLookupdToQueryForChannels(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	logs := &recLogger{}
+	logs := newTLogger(t, "nsqd: ")
 	n := startNSQD(t, "nsqd", []string{dead}, func(o *nsqd.Options) { o.Logger = logs })
 	n.post(t, "/topic/create?topic=alone")
 	want := "ERROR: no available nsqlookupd to query for channels to pre-create for topic alone"
@@ -1561,7 +1556,7 @@ func blackholeAddr(t *testing.T) string {
 func TestLookupdDialTimeout(t *testing.T) {
 	t.Parallel()
 	addr := blackholeAddr(t)
-	logs := &recLogger{}
+	logs := newTLogger(t, "nsqd: ")
 	startNSQD(t, "nsqd", []string{addr}, func(o *nsqd.Options) {
 		o.Logger = logs
 		o.LookupdPingInterval = 100 * time.Millisecond
@@ -1571,14 +1566,7 @@ func TestLookupdDialTimeout(t *testing.T) {
 		return logs.has(want), "not logged"
 	})
 	// the attempts are a dial timeout apart, not a ping interval
-	logs.mu.Lock()
-	var attempts []time.Time
-	for i, s := range logs.lines {
-		if strings.Contains(s, "LOOKUP connecting to "+addr) {
-			attempts = append(attempts, logs.at[i])
-		}
-	}
-	logs.mu.Unlock()
+	attempts := logs.times("LOOKUP connecting to " + addr)
 	if len(attempts) < 2 {
 		t.Fatalf("%d connection attempts logged", len(attempts))
 	}
@@ -1596,7 +1584,7 @@ func TestLookupdIdentifyAnswersLogged(t *testing.T) {
 	addr := f.ln.Addr().String()
 	bad := "E_INVALID"
 	f.identifyReply.Store(&bad)
-	logs := &recLogger{}
+	logs := newTLogger(t, "nsqd: ")
 	n := startNSQD(t, "nsqd", []string{addr}, func(o *nsqd.Options) {
 		o.Logger = logs
 		o.LookupdPingInterval = 200 * time.Millisecond
