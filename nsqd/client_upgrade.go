@@ -210,7 +210,7 @@ func (c *clientV2) upgradeTLSLocked() error {
 	c.reader = bufio.NewReaderSize(tlsConn, defaultBufferSize)
 	// under the output buffer: sock, now writing TLS records
 	c.sock.w = tlsConn
-	c.writer = bufio.NewWriterSize(c.writeTarget(), c.outputBufferSize)
+	c.writer = bufio.NewWriterSize(c.writeTarget(), c.writerSize())
 	c.tlsConnState.Store(&state)
 	return nil
 }
@@ -231,7 +231,7 @@ func (c *clientV2) upgradeCompressionLocked(newReader func(io.Reader) io.Reader,
 
 	c.compressor = &compressWriter{w: w}
 	c.writeDst = c.compressor
-	c.writer = bufio.NewWriterSize(c.compressor, c.outputBufferSize)
+	c.writer = bufio.NewWriterSize(c.compressor, c.writerSize())
 }
 
 // layerStats fills the negotiated-feature fields of a client's stats

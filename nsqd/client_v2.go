@@ -92,7 +92,9 @@ type clientV2 struct {
 	writeLock    sync.Mutex
 	writer       *bufio.Writer
 	writeTimeout time.Duration
-	frameHeader  [8 + wireHeaderLength]byte
+	// unbuffered: output_buffer_size -1, every frame is flushed at once
+	unbuffered  bool
+	frameHeader [8 + wireHeaderLength]byte
 
 	// TLS/snappy/deflate layers under reader and writer (client_upgrade.go)
 	connLayers
@@ -301,9 +303,26 @@ func (c *clientV2) setOutputBuffer(size int, timeoutMs int) error {
 		if err := c.flushLocked(); err != nil {
 			return err
 		}
-		c.writer = bufio.NewWriterSize(c.writeTarget(), c.outputBufferSize)
+		c.unbuffered = c.outputBufferSize == 1
+		c.writer = bufio.NewWriterSize(c.writeTarget(), c.writerSize())
 	}
 	return nil
+}
+
+// unbufferedWriterSize is the buffer behind an unbuffered client's writer
+// (output_buffer_size -1). Such a client gets every frame at once, but as
+// one write(2): NSQ's writer of one byte sends a message's header and body
+// in two, so the consumer wakes twice and reads a half frame in between.
+const unbufferedWriterSize = 4096
+
+// writerSize is the size of c.writer's buffer (writeLock held). The
+// output_buffer_size -1 is kept as 1 for IDENTIFY's answer; it means
+// flushing every frame (unbuffered).
+func (c *clientV2) writerSize() int {
+	if c.unbuffered {
+		return unbufferedWriterSize
+	}
+	return c.outputBufferSize
 }
 
 func (c *clientV2) setSampleRate(rate int32) error {
@@ -460,9 +479,7 @@ func (c *clientV2) writeMessage(m *Message) error {
 
 func (c *clientV2) writeMessageLocked(m *Message) error {
 	hdr := c.frameHeader[:]
-	binary.BigEndian.PutUint32(hdr[0:4], uint32(4+wireHeaderLength+len(m.Body)))
-	binary.BigEndian.PutUint32(hdr[4:8], uint32(frameTypeMessage))
-	m.writeWireHeader(hdr[8:])
+	putFrameHeader(hdr, m)
 	if _, err := c.writer.Write(hdr); err != nil {
 		return err
 	}
@@ -470,10 +487,18 @@ func (c *clientV2) writeMessageLocked(m *Message) error {
 		return err
 	}
 	// output_buffer_size -1 means unbuffered: nothing may stay behind
-	if c.writer.Size() <= 1 {
+	if c.unbuffered {
 		return c.flushLocked()
 	}
 	return nil
+}
+
+// putFrameHeader fills hdr with m's frame header: size, type, and the
+// message's own header (timestamp, attempts, ID).
+func putFrameHeader(hdr []byte, m *Message) {
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(4+wireHeaderLength+len(m.Body)))
+	binary.BigEndian.PutUint32(hdr[4:8], uint32(frameTypeMessage))
+	m.writeWireHeader(hdr[8:])
 }
 
 func (c *clientV2) flush() error {

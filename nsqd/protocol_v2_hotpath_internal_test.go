@@ -140,3 +140,28 @@ func TestWriteDeadlineOnlyWhenWriting(t *testing.T) {
 }
 
 var _ net.Conn = (*deadlineConn)(nil)
+
+// With output buffering off (output_buffer_size -1) every frame goes out
+// at once, each in one write: a message's header and body written apart
+// would wake the consumer twice, with half a frame the first time.
+func TestUnbufferedFrameIsOneWrite(t *testing.T) {
+	n := hotpathNSQD(t, lg.INFO)
+	conn := &deadlineConn{}
+	c := newClientV2(1, conn, n)
+	if err := c.setOutputBuffer(-1, 0); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("b"), 200)
+	for i := 1; i <= 3; i++ {
+		m := NewMessage(guid(i).Hex(), body)
+		if err := c.writeMessage(m); err != nil {
+			t.Fatal(err)
+		}
+		if conn.writes != i || conn.out.Len() != i*(8+wireHeaderLength+len(body)) {
+			t.Fatalf("after message %d: %d writes, %d bytes", i, conn.writes, conn.out.Len())
+		}
+	}
+	if c.outputBufferSize != 1 {
+		t.Fatalf("output_buffer_size is reported as %d, want 1 (as NSQ)", c.outputBufferSize)
+	}
+}
