@@ -74,6 +74,9 @@ type Channel struct {
 	deferredMessages msgIndex
 	deferredQ        deadlineQueue
 
+	// consumers publishers may deliver to themselves (direct.go)
+	direct directPeers
+
 	inFlightMutex    sync.Mutex
 	inFlightMessages msgIndex
 	inFlight         deadlineQueue
@@ -313,6 +316,9 @@ func (c *Channel) put(m *Message) error {
 			return nil
 		default:
 		}
+	}
+	if c.tryDirect(m) {
+		return nil
 	}
 	if c.memq.tryPut(m) {
 		return nil

@@ -96,6 +96,12 @@ type clientV2 struct {
 	unbuffered  bool
 	frameHeader [8 + wireHeaderLength]byte
 
+	// held by the pump while it delivers; publishers delivering directly
+	// only TryLock it. flushKick (nil unless direct delivery is on) asks
+	// the pump to flush what such a publisher left buffered (direct.go).
+	deliverTok sync.Mutex
+	flushKick  chan struct{}
+
 	// TLS/snappy/deflate layers under reader and writer (client_upgrade.go)
 	connLayers
 

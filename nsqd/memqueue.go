@@ -23,6 +23,10 @@ type memQueue struct {
 	mu    sync.RWMutex
 	cur   atomic.Pointer[chan *Message]
 	limit int
+	// pending counts messages being put, queued, or taken by a receiver
+	// that has not handled them yet (done): zero means no message is on
+	// its way through the queue (settled; direct.go)
+	pending atomic.Int64
 }
 
 // newMemQueue returns nil for limit 0 (no memory buffering at all), and an
@@ -61,6 +65,8 @@ func (q *memQueue) tryPut(m *Message) bool {
 	if q == nil {
 		return false
 	}
+	// counted before the send: a receiver may take m before we return
+	q.pending.Add(1)
 	for {
 		q.mu.RLock()
 		ch := q.ch()
@@ -73,11 +79,23 @@ func (q *memQueue) tryPut(m *Message) bool {
 		full := cap(ch) >= q.limit
 		q.mu.RUnlock()
 		if full {
+			q.pending.Add(-1)
 			return false
 		}
 		q.grow(ch)
 	}
 }
+
+// done tells the queue that a receiver has handled n messages it took.
+func (q *memQueue) done(n int) {
+	if q != nil {
+		q.pending.Add(-int64(n))
+	}
+}
+
+// settled reports whether no message is queued, being put, or taken and
+// not yet handled.
+func (q *memQueue) settled() bool { return q == nil || q.pending.Load() == 0 }
 
 // tryPutMany is tryPut for several messages under one read lock (an MPUB
 // takes it once, not once per message); it returns how many, from the
@@ -87,6 +105,8 @@ func (q *memQueue) tryPutMany(msgs []*Message) int {
 		return 0
 	}
 	n := 0
+	q.pending.Add(int64(len(msgs)))
+	defer func() { q.pending.Add(-int64(len(msgs) - n)) }()
 	for n < len(msgs) {
 		q.mu.RLock()
 		ch := q.ch()
@@ -146,6 +166,7 @@ func (q *memQueue) drain(fn func(*Message)) {
 			if fn != nil {
 				fn(m)
 			}
+			q.pending.Add(-1)
 		default:
 			return
 		}

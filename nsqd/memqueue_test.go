@@ -144,3 +144,41 @@ func TestMemQueueTryPutManyStopsAtLimit(t *testing.T) {
 		t.Fatal("an unbuffered queue takes nothing without a waiting receiver")
 	}
 }
+
+// settled (direct delivery's guard against overtaking) holds only when no
+// message is queued, being put, or taken and not yet handled.
+func TestMemQueueSettled(t *testing.T) {
+	q := newMemQueue(2, false)
+	if !q.settled() {
+		t.Fatal("an empty queue is not settled")
+	}
+	q.tryPut(&Message{})
+	q.tryPut(&Message{})
+	if q.tryPut(&Message{}) || q.settled() {
+		t.Fatal("full queue: a put was accepted, or the queue is settled")
+	}
+	<-q.ch()
+	<-q.ch()
+	if q.settled() {
+		t.Fatal("settled while two taken messages are not handled yet")
+	}
+	q.done(1)
+	if q.settled() {
+		t.Fatal("settled while a taken message is not handled yet")
+	}
+	q.done(1)
+	if !q.settled() {
+		t.Fatal("not settled once everything taken is handled")
+	}
+	if n := q.tryPutMany([]*Message{{}, {}, {}}); n != 2 || q.settled() {
+		t.Fatalf("tryPutMany queued %d (want 2), settled %v", n, q.settled())
+	}
+	q.drain(nil)
+	if !q.settled() {
+		t.Fatal("not settled after drain")
+	}
+	var nilQ *memQueue
+	if !nilQ.settled() {
+		t.Fatal("no queue (--mem-queue-size=0) is always settled")
+	}
+}

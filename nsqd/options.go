@@ -107,6 +107,9 @@ type Options struct {
 	// noHTTPFastPath serves every HTTP request through net/http (tests
 	// compare the fast path's answers with net/http's).
 	noHTTPFastPath bool
+	// noDirectDelivery keeps every delivery on the consumers' pumps (tests
+	// comparing both; direct.go)
+	noDirectDelivery bool
 }
 
 // TLS-required levels (D-TLS-02).

@@ -263,6 +263,9 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 	var zoneMsgChan, regionMsgChan chan *Message
 	// IDENTIFY cannot follow SUB, so the locality is final
 	subZoneChan, subRegionChan, locality := subChannel.topologyQueues(c)
+	if subChannel.joinDirect(c, settings) {
+		defer subChannel.leaveDirect(c)
+	}
 	// nil until the output buffer holds data that must go out on time
 	var flusherChan <-chan time.Time
 	sampleRate := settings.SampleRate
@@ -314,6 +317,11 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 			}
 			flushed = true
 		case <-c.readyStateChan:
+		case <-c.flushKick:
+			// a publisher left part of a frame it delivered (direct.go)
+			if err = c.flush(); err != nil {
+				goto exit
+			}
 		case <-heartbeatTicker.C:
 			if err = c.sendNow(frameTypeResponse, heartbeatBytes); err != nil {
 				goto exit
@@ -369,6 +377,7 @@ func (p *protocolV2) messagePump(c *clientV2, subChannel *Channel, settings iden
 				batch.add(msg)
 			}
 			locality.Add(uint64(batch.n))
+			batch.fromMemq = batch.n
 			flushed = false
 			if err = p.deliverBatch(c, subChannel, &batch, sampleRate, msgTimeout, now); err != nil {
 				goto exit

@@ -26,6 +26,9 @@ import (
 type deliveryBatch struct {
 	msgs [pumpBurst]*Message
 	n    int
+	// fromMemq: the messages came from the channel's memory queue, which
+	// is told once they are handled (memQueue.done)
+	fromMemq int
 }
 
 func (b *deliveryBatch) add(m *Message) { b.msgs[b.n] = m; b.n++ }
@@ -46,10 +49,15 @@ func (c *clientV2) readyRoom(ch *Channel) int {
 // deliverBatch marks the messages of one wake-up in flight for c and
 // buffers their frames, in order (D-TCP-49).
 func (p *protocolV2) deliverBatch(c *clientV2, ch *Channel, b *deliveryBatch, sampleRate int32, msgTimeout time.Duration, now time.Time) error {
+	// publishers delivering directly wait for this batch (direct.go)
+	c.deliverTok.Lock()
+	defer c.deliverTok.Unlock()
 	msgs := b.msgs[:b.n]
 	defer func(all []*Message) {
 		clear(all) // delivered messages are not kept alive by the pump
 		b.n = 0
+		ch.memq.done(b.fromMemq)
+		b.fromMemq = 0
 	}(msgs)
 	if sampleRate > 0 {
 		// sampling drops a message for this channel, as NSQ does

@@ -344,13 +344,14 @@ func (t *Topic) messagePump() {
 
 	for {
 		var msg *Message
-		var ok bool
+		var ok, fromMemq bool
 		select {
 		case msg, ok = <-memoryMsgChan:
 			if !ok {
 				refresh() // the queue moved to a bigger buffer
 				continue
 			}
+			fromMemq = true
 		case buf := <-backendChan:
 			ref := claimRecord(t.backend, buf, false)
 			m, err := decodeDiskMessage(buf)
@@ -378,6 +379,9 @@ func (t *Topic) messagePump() {
 		}
 
 		t.fanOut(msg, chans)
+		if fromMemq {
+			t.memq.done(1)
+		}
 	}
 }
 
