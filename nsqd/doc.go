@@ -11,6 +11,8 @@
 // one queueScanLoop with its
 // worker pool (in-flight timeouts and deferred messages); one metadata
 // writer (nsqd.dat); one health probe (health.go, idle while healthy).
+// A message for an idle consumer with output buffering off may skip its
+// pump: the publisher's goroutine delivers it (direct.go).
 // Exit stops them in this order: listener, connections, metadata, topics
 // (flushing memory, in-flight and deferred messages to disk), loops,
 // data-path lock.
