@@ -19,6 +19,25 @@ import (
 
 const unbuffered = `{"output_buffer_size":-1}`
 
+// idleConsumer subscribes an unbuffered consumer to topic/ch with RDY rdy
+// and waits until its RDY is in force (a first message arrived, FINed).
+func idleConsumer(t *testing.T, addr, topic string, rdy int) *wireConn {
+	t.Helper()
+	c := consumer(t, addr, topic, "ch", unbuffered, rdy)
+	publish(t, addr, topic, "warm-up")
+	c.write(line("FIN " + c.readMsg().id))
+	return c
+}
+
+// requireDirect fails a test whose messages all took the pump's path: it
+// would prove nothing about direct delivery.
+func requireDirect(t *testing.T, n *nsqd.NSQD, topic string) {
+	t.Helper()
+	if delivered, _ := nsqd.DirectDeliveries(n, topic, "ch"); delivered == 0 {
+		t.Fatal("no message was delivered directly: the test proves nothing")
+	}
+}
+
 // An idle unbuffered consumer gets each message straight from the
 // publisher, in flight as the pump would have put it (FIN works, one
 // attempt). Buffered consumers, and nsqd with direct delivery off, take
@@ -99,18 +118,14 @@ func TestDirectDeliveryKeepsRDY(t *testing.T) {
 		first = c.readMsg()
 		c.expectSilence(100 * time.Millisecond)
 	}
-	if delivered, _ := nsqd.DirectDeliveries(n, "rdy", "ch"); delivered == 0 {
-		t.Fatal("no message was delivered directly: the test proves nothing")
-	}
+	requireDirect(t, n, "rdy")
 }
 
-// One publisher's messages reach one consumer in the order published, the
-// direct ones and those that went through the queue mixed.
+// One publisher's pipelined messages reach one consumer in the order
+// published, whichever path each took (the pump is busy part of the time).
 func TestDirectDeliveryKeepsOrder(t *testing.T) {
 	n, addr := startNSQD(t, nil)
-	c := consumer(t, addr, "order", "ch", unbuffered, 2500)
-	publish(t, addr, "order", "warm-up")
-	c.write(line("FIN " + c.readMsg().id))
+	c := idleConsumer(t, addr, "order", 2500)
 
 	const count = 3000
 	var cmds []byte
@@ -131,9 +146,7 @@ func TestDirectDeliveryKeepsOrder(t *testing.T) {
 	for i := 0; i < count; i++ {
 		p.expectResponse("OK")
 	}
-	if delivered, _ := nsqd.DirectDeliveries(n, "order", "ch"); delivered == 0 {
-		t.Fatal("no message was delivered directly: the test proves nothing")
-	}
+	requireDirect(t, n, "order")
 }
 
 // A consumer that stops reading never holds up a publisher: what its
@@ -141,9 +154,7 @@ func TestDirectDeliveryKeepsOrder(t *testing.T) {
 // frames it then reads are whole and in order.
 func TestDirectDeliveryNeverBlocksPublisher(t *testing.T) {
 	n, addr := startNSQD(t, nil)
-	c := consumer(t, addr, "slow", "ch", unbuffered, 2500)
-	publish(t, addr, "slow", "warm-up")
-	c.write(line("FIN " + c.readMsg().id))
+	c := idleConsumer(t, addr, "slow", 2500)
 
 	const count = 2000 // 8 MB: far more than the sockets hold
 	body := func(i int) string { return fmt.Sprintf("%06d%03990d", i, 0) }
@@ -238,7 +249,5 @@ func TestDirectDeliveryGoNSQ(t *testing.T) {
 			t.Fatalf("%s arrived %d times", body, k)
 		}
 	}
-	if delivered, _ := nsqd.DirectDeliveries(n, "gonsq", "ch"); delivered == 0 {
-		t.Fatal("no message was delivered directly: the test proves nothing")
-	}
+	requireDirect(t, n, "gonsq")
 }
