@@ -370,6 +370,9 @@ func tlRoundTrip(t *testing.T, addr, topic string, n, size int, cfgMod func(*nsq
 		cfg := nsq.NewConfig()
 		cfg.MaxInFlight = 200
 		cfg.DialTimeout = 2 * time.Second
+		// go-nsq's 1 s default: under -race on a busy 2-vCPU machine a
+		// 200 KB TLS+deflate PUB can take longer to be read (CI failure)
+		cfg.WriteTimeout = 10 * time.Second
 		cfgMod(cfg)
 		return cfg
 	}
