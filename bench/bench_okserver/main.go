@@ -79,9 +79,12 @@ func serve(conn net.Conn) {
 	}
 }
 
+// bodyCommands are the commands followed by a sized body.
+var bodyCommands = [][]byte{[]byte("IDENTIFY"), []byte("PUB "), []byte("MPUB "), []byte("DPUB ")}
+
 // hasBody reports whether the command line is followed by a sized body.
 func hasBody(line []byte) bool {
-	for _, cmd := range [][]byte{[]byte("IDENTIFY"), []byte("PUB "), []byte("MPUB "), []byte("DPUB ")} {
+	for _, cmd := range bodyCommands {
 		if bytes.HasPrefix(line, cmd) {
 			return true
 		}
