@@ -26,7 +26,8 @@
 #   lat_on  the same with nsqd's default output buffering (--buffering=on)
 #
 # and prints msgs/s, nsqd's and the tool's CPU µs per message and the
-# 1-minute load average for each run, then per scenario the run with the
+# 1-minute load average (and the steal %, see --max-steal) for each run,
+# then per scenario the run with the
 # median rate (its CPU figures alongside) and the highest load seen. Scenarios are interleaved round by
 # round so that load from other processes spreads over all of them.
 # For lat_*, msgs/s is the achieved publish rate, the last column holds the
@@ -36,7 +37,16 @@
 #                           [--mem-queue-sizes="10000 0"] [--only="pub1 drain4"]
 #                           [--warmup=1s] [--nsqd=PATH] [--topic-only]
 #                           [--tcp-port=24150] [--http-port=24151]
+#                           [--max-steal=PCT]
 #
+#   --max-steal
+#             this machine kind is a VM whose host at times takes its
+#             vCPUs away (the steal column of /proc/stat): runs then go at
+#             a fraction of their speed and say nothing about nsqd. With
+#             --max-steal each run waits (60 s at most) for a second in
+#             which steal stays at or below PCT % of the CPU time, and a
+#             run during which it went above is repeated (twice at most).
+#             Every run reports its steal % either way (last column).
 #   --warmup  latency samples of the first --warmup of each lat_* run are
 #             dropped (must be shorter than --runfor)
 #   --nsqd    nsqd binary to measure (default: build ./apps/nsqd)
@@ -55,6 +65,7 @@ memqs="10000 0"
 only="pub1 pub4 mpub1 mpub4 drain1 drain4 httppub4 httpmpub4 fanout10 req0 req10 lat_off lat_on"
 warmup=1s
 topic_only=
+max_steal=
 nsqd=
 tcp_port=24150
 http_port=24151
@@ -68,6 +79,7 @@ for arg in "$@"; do
 	--warmup=*) warmup=${arg#*=} ;;
 	--topic-only) topic_only=1 ;;
 	--nsqd=*) nsqd=${arg#*=} ;;
+	--max-steal=*) max_steal=${arg#*=} ;;
 	--tcp-port=*) tcp_port=${arg#*=} ;;
 	--http-port=*) http_port=${arg#*=} ;;
 	-h | --help)
@@ -149,8 +161,46 @@ hz=$(getconf CLK_TCK)
 results=$tmp/results
 : >"$results"
 
+# cpu_sample: "steal total" jiffies of all CPUs so far (/proc/stat)
+cpu_sample() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat; }
+# steal_pct "STEAL0 TOTAL0" "STEAL1 TOTAL1": steal as % of the CPU time between
+steal_pct() {
+	echo "$1 $2" | awk '{ d = $4 - $2; printf "%.1f", (d > 0 ? ($3 - $1) * 100 / d : 0) }'
+}
+# wait_quiet: with --max-steal, waits (60 s at most) for a quiet second
+wait_quiet() {
+	[ -n "$max_steal" ] || return 0
+	local a b
+	for _ in $(seq 60); do
+		a=$(cpu_sample)
+		sleep 1
+		b=$(cpu_sample)
+		if awk -v p="$(steal_pct "$a" "$b")" -v m="$max_steal" 'BEGIN { exit !(p <= m) }'; then
+			return 0
+		fi
+	done
+}
+
 run() { # scenario memq
-	local sc=$1 memq=$2 out c0 c1 n load lat=-
+	local try s0 steal
+	for try in 1 2 3; do
+		wait_quiet
+		s0=$(cpu_sample)
+		run_once "$@"
+		steal=$(steal_pct "$s0" "$(cpu_sample)")
+		if [ -z "$max_steal" ] || [ "$try" = 3 ] ||
+			awk -v p="$steal" -v m="$max_steal" 'BEGIN { exit !(p <= m) }'; then
+			break
+		fi
+		echo "# $1: steal $steal % > $max_steal %, run again" >&2
+	done
+	printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$round" "$rate" "$cpuus" "${clientus:--}" "$load" "${lat:--}" "$steal" |
+		tee -a "$results"
+}
+
+run_once() { # scenario memq
+	local sc=$1 memq=$2 out c0 c1 n
+	lat=-
 	start_nsqd "$memq" "$sc"
 	load=$(load1)
 	case "$sc" in
@@ -222,12 +272,10 @@ run() { # scenario memq
 		if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "-"
 	}')
 	clientus=$(sed -n 's/.*client CPU: .*, \([0-9.]*\)us\/msg/\1/p' "$tmp/err")
-	printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\n' "$sc" "$memq" "$round" "$rate" "$cpuus" "${clientus:--}" "$load" "${lat:--}" |
-		tee -a "$results"
 }
 
 echo "# $(nproc) cores; load: $(uptime)"
-printf 'scenario\tmemq\tround\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1\tlat-p50/p99-us\n'
+printf 'scenario\tmemq\tround\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1\tlat-p50/p99-us\tsteal%%\n'
 for round in $(seq "$rounds"); do
 	for memq in $memqs; do
 		for sc in $only; do
@@ -239,14 +287,14 @@ echo "# load: $(uptime)"
 
 echo
 echo "# medians of $rounds rounds (lat_*: the run with the median p99)"
-printf 'scenario\tmemq\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1 (max)\tlat-p50/p99-us\n'
+printf 'scenario\tmemq\tmsgs/s\tnsqd-cpu-us/msg\tclient-cpu-us/msg\tload1 (max)\tlat-p50/p99-us\tsteal%%\n'
 for memq in $memqs; do
 	for sc in $only; do
 		# sort key: msgs/s, or p99 for the latency scenarios
 		awk -F'\t' -v s="$sc" -v m="$memq" '$1 == s && $2 == m {
 				k = $4; if ($8 != "-") { split($8, a, "/"); k = a[2] }
 				print k "\t" $0 }' "$results" | sort -t$'\t' -k1,1g | cut -f2- |
-			awk -F'\t' '{ r[NR] = $4; c[NR] = $5; u[NR] = $6; if ($7 > l) l = $7; p[NR] = $8; s = $1; m = $2 }
-				END { if (NR) { i = int((NR + 1) / 2); printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s, m, r[i], c[i], u[i], l, p[i] } }'
+			awk -F'\t' '{ r[NR] = $4; c[NR] = $5; u[NR] = $6; if ($7 > l) l = $7; p[NR] = $8; st[NR] = $9; s = $1; m = $2 }
+				END { if (NR) { i = int((NR + 1) / 2); printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s, m, r[i], c[i], u[i], l, p[i], st[i] } }'
 	done
 done

@@ -209,6 +209,37 @@ func BenchmarkProtocolPUB(b *testing.B) {
 	benchWaitCount(b, delivered, int64(b.N))
 }
 
+// One PUB as in BenchmarkProtocolPUB, to a topic whose one channel has no
+// consumer and a full memory queue, so every message is written behind to
+// its disk queue: the steady state of `scenarios.sh pub1` (and of any
+// publisher outrunning its consumers).
+func BenchmarkProtocolPUBSpill(b *testing.B) {
+	nsqd := benchStartNSQD(b, func(o *Options) { o.MemQueueSize = 100 })
+	t := nsqd.GetTopic("t")
+	ch := t.GetChannel("ch")
+	t.Start()
+
+	cmd := append([]byte("PUB t\n"), 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(cmd[len(cmd)-4:], uint32(len(benchBody)))
+	cmd = append(cmd, benchBody...)
+	c := newClientV2(1, benchConn{r: &repeatReader{data: cmd}}, nsqd)
+	p := &protocolV2{nsqd: nsqd}
+	for i := 0; i < 200; i++ { // fill the memory queue
+		benchExecLine(b, p, c)
+	}
+
+	b.ReportAllocs()
+	b.SetBytes(int64(len(cmd)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchExecLine(b, p, c)
+	}
+	b.StopTimer()
+	if d := ch.Depth(); d < int64(b.N) {
+		b.Fatalf("channel depth %d after %d PUBs", d, b.N)
+	}
+}
+
 // One MPUB of 200 messages through the same path; an op is one message.
 func BenchmarkProtocolMPUB(b *testing.B) {
 	const batch = 200
