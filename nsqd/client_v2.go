@@ -84,8 +84,10 @@ type clientV2 struct {
 	params       [][]byte
 	paramsArr    [8][]byte
 	readDeadline netdeadline.Lazy
-	// IOLoop-owned: the topic of the last PUB/DPUB/MPUB (pubTopic)
+	// IOLoop-owned: the topic of the last PUB/DPUB/MPUB (pubTopic) and
+	// its entry in pubCounts (publishedMessage)
 	lastPubTopic *Topic
+	lastPubCount *pubCount
 	// IOLoop-owned: FINs read but not applied yet (pump_batch.go)
 	fins finBatch
 
@@ -135,7 +137,10 @@ type clientV2 struct {
 	topologyZone   string
 	// statsSampleRate mirrors the IOLoop-owned sampleRate for /stats
 	statsSampleRate int32
-	pubCounts       map[string]uint64
+	// pubCounts: messages published per topic; the map is guarded by
+	// metaLock, the counts are atomic (the IOLoop adds to the last
+	// topic's without the lock)
+	pubCounts map[string]*pubCount
 	// auth is the AUTH state (auth.go)
 	auth clientAuth
 }
@@ -430,12 +435,28 @@ func (c *clientV2) startClose() {
 }
 
 func (c *clientV2) publishedMessage(topic string, count uint64) {
+	if pc := c.lastPubCount; pc != nil && pc.topic == topic {
+		pc.n.Add(count)
+		return
+	}
 	c.metaLock.Lock()
 	if c.pubCounts == nil {
-		c.pubCounts = make(map[string]uint64)
+		c.pubCounts = make(map[string]*pubCount)
 	}
-	c.pubCounts[topic] += count
+	pc := c.pubCounts[topic]
+	if pc == nil {
+		pc = &pubCount{topic: topic}
+		c.pubCounts[topic] = pc
+	}
+	pc.n.Add(count)
 	c.metaLock.Unlock()
+	c.lastPubCount = pc
+}
+
+// pubCount is a client's count of messages published to one topic.
+type pubCount struct {
+	topic string
+	n     atomic.Uint64
 }
 
 // writeFrameLocked writes one frame; the caller holds writeLock. The write

@@ -3,6 +3,7 @@ package nsqd
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -744,7 +745,9 @@ func (p *protocolV2) pubTopic(c *clientV2, name string) *Topic {
 // readMessageBody reads [int32 size][body] for PUB/DPUB, checking the size
 // before allocating (D-TCP-40, D-TCP-43).
 func (p *protocolV2) readMessageBody(c *clientV2, cmd string) ([]byte, error) {
-	c.armReadDeadline()
+	if !bodyBuffered(c.reader) {
+		c.armReadDeadline()
+	}
 	size, err := protocol.ReadInt32(c.reader)
 	if err != nil {
 		return nil, fatal("E_BAD_MESSAGE", "%s failed to read message body size", cmd)
@@ -761,6 +764,19 @@ func (p *protocolV2) readMessageBody(c *clientV2, cmd string) ([]byte, error) {
 		return nil, fatal("E_BAD_MESSAGE", "%s failed to read message body", cmd)
 	}
 	return body, nil
+}
+
+// bodyBuffered reports whether r holds a whole [int32 size][body], as it
+// mostly does for a PUB (it arrives with its command line): reading it
+// then needs no socket read, and no read deadline.
+func bodyBuffered(r *bufio.Reader) bool {
+	n := r.Buffered()
+	if n < 4 {
+		return false
+	}
+	b, _ := r.Peek(4)
+	size := int64(binary.BigEndian.Uint32(b))
+	return int64(n)-4 >= size
 }
 
 func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {

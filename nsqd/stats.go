@@ -111,7 +111,7 @@ func (c *clientV2) Stats(topicFilter string) ClientStats {
 		if topicFilter != "" && topic != topicFilter {
 			continue
 		}
-		s.PubCounts = []PubCount{{Topic: topic, Count: count}}
+		s.PubCounts = []PubCount{{Topic: topic, Count: count.n.Load()}}
 		break
 	}
 	s.Authed, s.AuthIdentity, s.AuthIdentityURL = c.authStatsLocked()
