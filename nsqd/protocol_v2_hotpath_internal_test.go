@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,51 @@ func TestUnbufferedFrameIsOneWrite(t *testing.T) {
 	}
 	if c.outputBufferSize != 1 {
 		t.Fatalf("output_buffer_size is reported as %d, want 1 (as NSQ)", c.outputBufferSize)
+	}
+}
+
+// The count of the topic published to last is added without the map
+// (publishedMessage); switching topics and back still adds to each its own,
+// and /stats reads them (the one entry it shows, D-HTTP-22).
+func TestPublishedMessageCountsPerTopic(t *testing.T) {
+	n := hotpathNSQD(t, lg.INFO)
+	c := newClientV2(1, benchConn{}, n)
+	for _, pub := range []struct {
+		topic string
+		n     uint64
+	}{{"a", 1}, {"a", 1}, {"b", 200}, {"a", 1}, {"b", 1}, {"b", 1}} {
+		c.publishedMessage(pub.topic, pub.n)
+	}
+	for topic, want := range map[string]uint64{"a": 3, "b": 202} {
+		got := c.Stats(topic).PubCounts
+		if len(got) != 1 || got[0].Topic != topic || got[0].Count != want {
+			t.Fatalf("stats(%q).PubCounts = %+v, want [{%s %d}]", topic, got, topic, want)
+		}
+	}
+	if !c.isProducer() {
+		t.Fatal("a client that published is not a producer")
+	}
+}
+
+// A PUB's body that came with its command line is read without moving the
+// read deadline; one that must still come from the socket moves it.
+func TestBodyBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"\x00\x00\x00", false},
+		{"\x00\x00\x00\x03ab", false},
+		{"\x00\x00\x00\x03abc", true},
+		{"\x00\x00\x00\x03abcPUB", true},
+		{"\x00\x00\x00\x00", true},  // size 0: refused without a read
+		{"\xff\xff\xff\xff", false}, // negative: refused after arming
+	} {
+		r := bufio.NewReader(strings.NewReader(tc.in))
+		r.Peek(len(tc.in)) // buffer everything there is
+		if got := bodyBuffered(r); got != tc.want {
+			t.Errorf("bodyBuffered(%q) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }

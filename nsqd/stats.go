@@ -107,11 +107,11 @@ func (c *clientV2) Stats(topicFilter string) ClientStats {
 		SampleRate:          c.statsSampleRate,
 		TLSNegotiatedMutual: true,
 	}
-	for topic, count := range c.pubCounts {
+	for topic, pc := range c.pubCounts {
 		if topicFilter != "" && topic != topicFilter {
 			continue
 		}
-		s.PubCounts = []PubCount{{Topic: topic, Count: count.n.Load()}}
+		s.PubCounts = []PubCount{{Topic: topic, Count: pc.n.Load()}}
 		break
 	}
 	s.Authed, s.AuthIdentity, s.AuthIdentityURL = c.authStatsLocked()
