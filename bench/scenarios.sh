@@ -27,8 +27,8 @@
 #
 # and prints msgs/s, nsqd's and the tool's CPU µs per message and the
 # 1-minute load average (and the steal %, see --max-steal) for each run,
-# then per scenario the run with the
-# median rate (its CPU figures alongside) and the highest load seen. Scenarios are interleaved round by
+# then per scenario the run with the median rate (its CPU figures
+# alongside) and the highest load seen. Scenarios are interleaved round by
 # round so that load from other processes spreads over all of them.
 # For lat_*, msgs/s is the achieved publish rate, the last column holds the
 # latency p50/p99 in µs, and the median row is the run with the median p99.
@@ -167,15 +167,18 @@ cpu_sample() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9,
 steal_pct() {
 	echo "$1 $2" | awk '{ d = $4 - $2; printf "%.1f", (d > 0 ? ($3 - $1) * 100 / d : 0) }'
 }
+# steal_ok PCT: true without --max-steal, or if PCT is within it
+steal_ok() {
+	[ -z "$max_steal" ] || awk -v p="$1" -v m="$max_steal" 'BEGIN { exit !(p <= m) }'
+}
 # wait_quiet: with --max-steal, waits (60 s at most) for a quiet second
 wait_quiet() {
 	[ -n "$max_steal" ] || return 0
-	local a b
+	local a
 	for _ in $(seq 60); do
 		a=$(cpu_sample)
 		sleep 1
-		b=$(cpu_sample)
-		if awk -v p="$(steal_pct "$a" "$b")" -v m="$max_steal" 'BEGIN { exit !(p <= m) }'; then
+		if steal_ok "$(steal_pct "$a" "$(cpu_sample)")"; then
 			return 0
 		fi
 	done
@@ -188,8 +191,7 @@ run() { # scenario memq
 		s0=$(cpu_sample)
 		run_once "$@"
 		steal=$(steal_pct "$s0" "$(cpu_sample)")
-		if [ -z "$max_steal" ] || [ "$try" = 3 ] ||
-			awk -v p="$steal" -v m="$max_steal" 'BEGIN { exit !(p <= m) }'; then
+		if [ "$try" = 3 ] || steal_ok "$steal"; then
 			break
 		fi
 		echo "# $1: steal $steal % > $max_steal %, run again" >&2

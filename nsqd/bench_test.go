@@ -186,6 +186,12 @@ func benchTopicWithChannels(b *testing.B, nsqd *NSQD, name string, n int) (*Topi
 	return t, count, func() { close(stop); wg.Wait() }
 }
 
+// benchPUBCommand is `PUB t` with benchBody, as a client sends it.
+func benchPUBCommand() []byte {
+	cmd := binary.BigEndian.AppendUint32([]byte("PUB t\n"), uint32(len(benchBody)))
+	return append(cmd, benchBody...)
+}
+
 // One PUB command read from the client's buffered reader, parsed,
 // published (to a topic with one drained channel) and answered, as the
 // IOLoop does it.
@@ -194,9 +200,7 @@ func BenchmarkProtocolPUB(b *testing.B) {
 	_, delivered, stop := benchTopicWithChannels(b, nsqd, "t", 1)
 	defer stop()
 
-	cmd := append([]byte("PUB t\n"), 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(cmd[len(cmd)-4:], uint32(len(benchBody)))
-	cmd = append(cmd, benchBody...)
+	cmd := benchPUBCommand()
 	c := newClientV2(1, benchConn{r: &repeatReader{data: cmd}}, nsqd)
 	p := &protocolV2{nsqd: nsqd}
 
@@ -219,9 +223,7 @@ func BenchmarkProtocolPUBSpill(b *testing.B) {
 	ch := t.GetChannel("ch")
 	t.Start()
 
-	cmd := append([]byte("PUB t\n"), 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(cmd[len(cmd)-4:], uint32(len(benchBody)))
-	cmd = append(cmd, benchBody...)
+	cmd := benchPUBCommand()
 	c := newClientV2(1, benchConn{r: &repeatReader{data: cmd}}, nsqd)
 	p := &protocolV2{nsqd: nsqd}
 	for i := 0; i < 200; i++ { // fill the memory queue
