@@ -308,6 +308,63 @@ func TestMPUBBlockReuseKeepsMemoryMessagesIntact(t *testing.T) {
 	}
 }
 
+// A PUB whose message went to disk queues only lends its Message and body
+// to the connection's next PUB (clientV2.pubSpare); one that any channel
+// kept in memory (its queue, a consumer, a copy for another channel) must
+// not. Channel a fills first and spills, b is created later (its first
+// messages stay in memory while a's go to disk, sharing the body), then
+// both spill, then both are consumed while more is published (direct
+// deliveries and memory queues again). Bodies of 0-6,000 extra bytes
+// cross the 4 KiB a connection keeps. Every body must come out intact,
+// exactly once per channel.
+func TestPUBMessageReuseKeepsEveryBody(t *testing.T) {
+	opts := clOpts(t, "")
+	opts.MemQueueSize = 20
+	opts.MaxBytesPerFile = 256 * 1024
+	node := clStart(t, opts)
+	const topicName = "pub_reuse"
+	topic := node.n.GetTopic(topicName)
+	topic.GetChannel("a")
+	p := clProducer(t, node.addr())
+	bodies := func(prefix string, n int) []string {
+		extra := []int{0, 150, 3000, 6000, 40}
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s-%05d-", prefix, i) + strings.Repeat(string(rune('a'+i%26)), extra[i%len(extra)])
+		}
+		return out
+	}
+	publish := func(bodies []string) {
+		for _, b := range bodies {
+			if err := p.Publish(topicName, []byte(b)); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+		}
+	}
+	first := bodies("first", 200)
+	publish(first)
+	topic.GetChannel("b")
+	rest := bodies("rest", 300)
+	publish(rest)
+	_, _, chans := btDepths(t, node, topicName)
+	if d := chans["a"]; d != [2]int64{500, 480} {
+		t.Fatalf("a: depth/backend %v, want [500 480]", d)
+	}
+	if d := chans["b"]; d != [2]int64{300, 280} {
+		t.Fatalf("b: depth/backend %v, want [300 280]", d)
+	}
+
+	a := btConsume(t, node, topicName, "a")
+	b := btConsume(t, node, topicName, "b")
+	live := bodies("live", 300)
+	publish(live)
+	clWaitUnique(t, a, 800, 30*time.Second, "channel a")
+	clWaitUnique(t, b, 600, 30*time.Second, "channel b")
+	time.Sleep(100 * time.Millisecond)
+	clCheckExactlyOnce(t, "a", a.snapshot(), append(append(append([]string{}, first...), rest...), live...))
+	clCheckExactlyOnce(t, "b", b.snapshot(), append(append([]string{}, rest...), live...))
+}
+
 // Single PUBs and DPUBs to a topic while one of its channels spills to disk
 // (no consumer, memory queue of 50) and another is consumed: every message
 // reaches every channel exactly once, the topic empties, the spilling

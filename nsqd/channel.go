@@ -288,51 +288,64 @@ func (c *Channel) IsPaused() bool { return c.paused.Load() }
 
 // PutMessage queues a message for delivery (memory first, then disk).
 func (c *Channel) PutMessage(m *Message) error {
+	_, err := c.putMessage(m)
+	return err
+}
+
+// putMessage is PutMessage also telling whether m is held in memory
+// afterwards (see put).
+func (c *Channel) putMessage(m *Message) (held bool, err error) {
 	c.exitMutex.RLock()
 	defer c.exitMutex.RUnlock()
 	if c.Exiting() {
-		return errExiting
+		return false, errExiting
 	}
-	if err := c.put(m); err != nil {
-		return err
+	held, err = c.put(m)
+	if err != nil {
+		return held, err
 	}
 	c.messageCount.Add(1)
-	return nil
+	return held, nil
 }
 
-func (c *Channel) put(m *Message) error {
+// put hands m to a waiting consumer or the memory queue, else writes it to
+// the disk queue. held reports whether the channel keeps m itself (a
+// consumer or a queue refers to it); when it does not, m was copied to
+// disk (or dropped, by an ephemeral channel) and nothing refers to it or
+// its body any more, so a publisher may reuse both (PUB, protocol_v2.go).
+func (c *Channel) put(m *Message) (held bool, err error) {
 	if c.topologyAware {
 		// a waiting same-zone consumer first, then same-region, then the
 		// memory queue (D-TOPO-01); nil queues never take
 		select {
 		case c.zoneLocalMsgChan <- m:
-			return nil
+			return true, nil
 		default:
 		}
 		select {
 		case c.zoneLocalMsgChan <- m:
-			return nil
+			return true, nil
 		case c.regionLocalMsgChan <- m:
-			return nil
+			return true, nil
 		default:
 		}
 	}
 	if c.tryDirect(m) {
-		return nil
+		return true, nil
 	}
 	if c.memq.tryPut(m) {
-		return nil
+		return true, nil
 	}
-	err := writeMessageToBackend(m, 0, c.backend)
+	err = writeMessageToBackend(m, 0, c.backend)
 	c.nsqd.SetHealth(err)
 	// on disk now, or dropped: either way the record it came from is
 	// finished (backend_disk.go)
 	m.releaseRecord()
 	if err != nil {
 		c.nsqd.logf(lg.ERROR, "CHANNEL(%s): failed to write message to backend - %s", c.name, err)
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
 // topologyQueues returns the hand-off queues a client listens on and the
@@ -509,7 +522,8 @@ func (c *Channel) RequeueMessage(clientID int64, id MessageID, timeout time.Dura
 		if c.Exiting() {
 			return errExiting
 		}
-		return c.put(m)
+		_, err := c.put(m)
+		return err
 	}
 	return c.StartDeferredTimeout(m, timeout)
 }

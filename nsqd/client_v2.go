@@ -88,6 +88,9 @@ type clientV2 struct {
 	// its entry in pubCounts (publishedMessage)
 	lastPubTopic *Topic
 	lastPubCount *pubCount
+	// IOLoop-owned: the last PUB's message and body when nothing kept
+	// them (it went to disk only), for the next PUB to reuse
+	pubSpare *Message
 	// IOLoop-owned: FINs read but not applied yet (pump_batch.go)
 	fins finBatch
 

@@ -745,6 +745,12 @@ func (p *protocolV2) pubTopic(c *clientV2, name string) *Topic {
 // readMessageBody reads [int32 size][body] for PUB/DPUB, checking the size
 // before allocating (D-TCP-40, D-TCP-43).
 func (p *protocolV2) readMessageBody(c *clientV2, cmd string) ([]byte, error) {
+	return p.readMessageBodyInto(c, cmd, nil)
+}
+
+// readMessageBodyInto is readMessageBody reading the body into spare when
+// it fits (spare's contents are overwritten), else into a new slice.
+func (p *protocolV2) readMessageBodyInto(c *clientV2, cmd string, spare []byte) ([]byte, error) {
 	if !bodyBuffered(c.reader) {
 		c.armReadDeadline()
 	}
@@ -759,7 +765,12 @@ func (p *protocolV2) readMessageBody(c *clientV2, cmd string) ([]byte, error) {
 	if int64(size) > max {
 		return nil, fatal("E_BAD_MESSAGE", "%s message too big %d > %d", cmd, size, max)
 	}
-	body := make([]byte, size)
+	var body []byte
+	if int(size) <= cap(spare) {
+		body = spare[:size]
+	} else {
+		body = make([]byte, size)
+	}
 	if _, err := io.ReadFull(c.reader, body); err != nil {
 		return nil, fatal("E_BAD_MESSAGE", "%s failed to read message body", cmd)
 	}
@@ -787,7 +798,14 @@ func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if !ok {
 		return nil, fatal("E_BAD_TOPIC", "PUB topic name %q is not valid", topicName)
 	}
-	body, err := p.readMessageBody(c, "PUB")
+	// the last PUB's message, if nothing kept it, is reused: a publisher
+	// whose messages spill to disk then allocates nothing per message
+	spare := c.pubSpare
+	var spareBody []byte
+	if spare != nil {
+		spareBody = spare.Body[:cap(spare.Body)]
+	}
+	body, err := p.readMessageBodyInto(c, "PUB", spareBody)
 	if err != nil {
 		return nil, err
 	}
@@ -795,13 +813,30 @@ func (p *protocolV2) PUB(c *clientV2, params [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	topic := p.pubTopic(c, topicName)
-	msg := newMessageFor(topic, body)
-	if err := topic.PutMessage(msg); err != nil {
+	var msg *Message
+	if spare != nil {
+		c.pubSpare = nil
+		now := time.Now().UnixNano()
+		*spare = Message{ID: topic.GenerateIDAt(now), Body: body, Timestamp: now}
+		msg = spare
+	} else {
+		msg = newMessageFor(topic, body)
+	}
+	held, err := topic.putMessage(msg)
+	if err != nil {
 		return nil, fatal("E_PUB_FAILED", "PUB failed %s", err)
+	}
+	if !held && cap(msg.Body) <= maxSparePUBBody {
+		c.pubSpare = msg
 	}
 	c.publishedMessage(topicName, 1)
 	return okBytes, nil
 }
+
+// maxSparePUBBody caps the body a connection keeps for its next PUB
+// (clientV2.pubSpare), so that one large message does not stay pinned to a
+// connection that publishes no more.
+const maxSparePUBBody = 4 << 10
 
 func (p *protocolV2) DPUB(c *clientV2, params [][]byte) ([]byte, error) {
 	if len(params) < 3 {

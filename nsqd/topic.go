@@ -182,20 +182,29 @@ func (t *Topic) signalChannelUpdate() {
 
 // PutMessage queues one message (memory first, then disk).
 func (t *Topic) PutMessage(m *Message) error {
+	_, err := t.putMessage(m)
+	return err
+}
+
+// putMessage is PutMessage also telling whether m is held in memory
+// afterwards: by a queue, a consumer, or through a copy sharing its body
+// (see Channel.put). When it is not, the caller may reuse m and its body.
+func (t *Topic) putMessage(m *Message) (held bool, err error) {
 	t.RLock()
 	defer t.RUnlock()
 	if t.exitFlag.Load() {
-		return errExiting
+		return false, errExiting
 	}
 	if err := t.publishError(); err != nil {
-		return err
+		return false, err
 	}
-	if err := t.put(m); err != nil {
-		return err
+	held, err = t.put(m)
+	if err != nil {
+		return held, err
 	}
 	t.messageCount.Add(1)
 	t.messageBytes.Add(uint64(len(m.Body)))
-	return nil
+	return held, nil
 }
 
 // PutMessages queues a batch; a failure part-way keeps what was queued.
@@ -236,20 +245,20 @@ func (t *Topic) publishError() error {
 	return t.nsqd.publishError()
 }
 
-func (t *Topic) put(m *Message) error {
+func (t *Topic) put(m *Message) (held bool, err error) {
 	if t.canDeliverDirect(m) {
 		return t.deliverDirect(m)
 	}
 	if t.memq.tryPut(m) {
-		return nil
+		return true, nil
 	}
-	err := writeMessageToBackend(m, dpubDeliverAt(m), t.backend)
+	err = writeMessageToBackend(m, dpubDeliverAt(m), t.backend)
 	t.nsqd.SetHealth(err)
 	if err != nil {
 		t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to write message to backend - %s", t.name, err)
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
 // canDeliverDirect reports whether m may skip the topic's queues (see
@@ -262,20 +271,21 @@ func (t *Topic) canDeliverDirect(m *Message) bool {
 
 // deliverDirect copies m to every channel (RLock held). It fails only if
 // no channel took it (with the last channel's error, e.g. the disk write's),
-// so a publisher is told exactly when nothing was kept.
-func (t *Topic) deliverDirect(m *Message) error {
-	taken, err := t.fanOut(m, t.chanList)
+// so a publisher is told exactly when nothing was kept. held is fanOut's.
+func (t *Topic) deliverDirect(m *Message) (held bool, err error) {
+	taken, held, err := t.fanOut(m, t.chanList)
 	if taken > 0 {
-		return nil
+		return held, nil
 	}
-	return err
+	return held, err
 }
 
 // fanOut gives every channel its own copy of msg (D-TOPIC-03) and returns
-// how many took it, with the last error. The last channel gets the original, so the copies are
-// all taken before the original is handed to a client pump that may
-// modify it.
-func (t *Topic) fanOut(msg *Message, chans []*Channel) (taken int, lastErr error) {
+// how many took it, with the last error, and whether any channel holds
+// msg or a copy in memory (the copies share its body). The last channel
+// gets the original, so the copies are all taken before the original is
+// handed to a client pump that may modify it.
+func (t *Topic) fanOut(msg *Message, chans []*Channel) (taken int, held bool, lastErr error) {
 	for i, channel := range chans {
 		chanMsg := msg
 		if i < len(chans)-1 {
@@ -284,9 +294,12 @@ func (t *Topic) fanOut(msg *Message, chans []*Channel) (taken int, lastErr error
 		if chanMsg.deferred > 0 {
 			channel.PutMessageDeferred(chanMsg, chanMsg.deferred)
 			taken++
+			held = true
 			continue
 		}
-		if err := channel.PutMessage(chanMsg); err != nil {
+		chanHeld, err := channel.putMessage(chanMsg)
+		held = held || chanHeld
+		if err != nil {
 			lastErr = err
 			chanMsg.releaseRecord()
 			t.nsqd.logf(lg.ERROR, "TOPIC(%s) ERROR: failed to put msg(%s) to channel(%s) - %s",
@@ -295,7 +308,7 @@ func (t *Topic) fanOut(msg *Message, chans []*Channel) (taken int, lastErr error
 		}
 		taken++
 	}
-	return taken, lastErr
+	return taken, held, lastErr
 }
 
 // Depth is memory + disk (D-QUEUE-01).

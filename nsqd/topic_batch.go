@@ -36,7 +36,7 @@ func (t *Topic) putBatch(msgs []*Message) (int, bool, error) {
 // putEach puts the messages one by one (where they went is not tracked).
 func (t *Topic) putEach(msgs []*Message) (int, bool, error) {
 	for i, m := range msgs {
-		if err := t.put(m); err != nil {
+		if _, err := t.put(m); err != nil {
 			return i, false, err
 		}
 	}
