@@ -139,6 +139,18 @@ func btPublishMix(t *testing.T, node *clNode, topic string, bodies []string) {
 	wg.Wait()
 }
 
+// btWantChannelDepths fails unless each named channel of topic has the
+// given [depth, backend depth] in /stats.
+func btWantChannelDepths(t testing.TB, node *clNode, topic string, want map[string][2]int64) {
+	t.Helper()
+	_, _, chans := btDepths(t, node, topic)
+	for name, w := range want {
+		if d := chans[name]; d != w {
+			t.Fatalf("%s: depth/backend %v, want %v", name, d, w)
+		}
+	}
+}
+
 func btConsume(t *testing.T, node *clNode, topic, channel string) *clSet {
 	seen := newCLSet()
 	clConsumer(t, node.addr(), topic, channel, nil, nsq.HandlerFunc(func(m *nsq.Message) error {
@@ -290,13 +302,7 @@ func TestMPUBBlockReuseKeepsMemoryMessagesIntact(t *testing.T) {
 			rest := clBodies("rest", 1000)
 			publish(rest)
 
-			_, _, chans := btDepths(t, node, topicName)
-			if d := chans["a"]; d != [2]int64{1200, 1050} {
-				t.Fatalf("a: depth/backend %v, want [1200 1050]", d)
-			}
-			if d := chans["b"]; d != [2]int64{1000, 850} {
-				t.Fatalf("b: depth/backend %v, want [1000 850]", d)
-			}
+			btWantChannelDepths(t, node, topicName, map[string][2]int64{"a": {1200, 1050}, "b": {1000, 850}})
 			a := btConsume(t, node, topicName, "a")
 			b := btConsume(t, node, topicName, "b")
 			clWaitUnique(t, a, 1200, 30*time.Second, "channel a")
@@ -346,13 +352,7 @@ func TestPUBMessageReuseKeepsEveryBody(t *testing.T) {
 	topic.GetChannel("b")
 	rest := bodies("rest", 300)
 	publish(rest)
-	_, _, chans := btDepths(t, node, topicName)
-	if d := chans["a"]; d != [2]int64{500, 480} {
-		t.Fatalf("a: depth/backend %v, want [500 480]", d)
-	}
-	if d := chans["b"]; d != [2]int64{300, 280} {
-		t.Fatalf("b: depth/backend %v, want [300 280]", d)
-	}
+	btWantChannelDepths(t, node, topicName, map[string][2]int64{"a": {500, 480}, "b": {300, 280}})
 
 	a := btConsume(t, node, topicName, "a")
 	b := btConsume(t, node, topicName, "b")
