@@ -2138,8 +2138,12 @@ func TestHTTPPauseEmptyDelete_DHTTP26to32(t *testing.T) {
 			return c.BackendDepth == 20 && len(h.files("dc:c.diskqueue.*")) > 0, fmt.Sprintf("%+v files %v", c, h.files("dc:c.diskqueue.*"))
 		})
 		consumer, _ := h.collector("dc", "c", nil)
-		htEventually(t, 3*time.Second, "connected", func() (bool, string) {
-			return consumer.Stats().Connections == 1, "not connected"
+		// go-nsq counts the connection before nsqd has read its SUB: wait
+		// for the SUB itself, or it could re-create the channel after the
+		// delete (as a SUB does)
+		htEventually(t, 3*time.Second, "subscribed", func() (bool, string) {
+			c, _ := h.channelStats("dc", "c")
+			return consumer.Stats().Connections == 1 && c.ClientCount == 1, fmt.Sprintf("%+v", c)
 		})
 		h.mustPost("/channel/delete?topic=dc&channel=c", "")
 		if h.channel("dc", "c") != nil {
