@@ -2,7 +2,8 @@
 // to end: nsqd's lookup loop (spec section 5, D-LKP-01..12), channel
 // pre-creation from lookupd (D-TOPIC-01) and what lookupd then serves
 // (L-DB-03/04/05, L-TCP-09/10, L-HTTP-03..06/12). The daemons run in-process
-// here; binaries_test.go does the same with the built binaries.
+// here; binaries_test.go does the same with the built binaries, and
+// nsqtools_test.go runs NSQ's own tools (nsqadmin, nsq_tail, …) against them.
 //
 // Every wait is a poll with a deadline; every address is 127.0.0.1 with a
 // kernel-chosen port (or a port picked free just before use).
