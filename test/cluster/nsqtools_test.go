@@ -229,7 +229,7 @@ func TestNSQTools(t *testing.T) {
 	tools := buildNSQTools(t, filepath.Join(dir, "tools"))
 	bins := daemons.Build(t, false)
 
-	addrs := daemons.FreeAddrs(t, 7)
+	addrs := daemons.FreeAddrs(t, 8)
 	l := &lookupd{tcpAddr: addrs[0], httpAddr: addrs[1]}
 	lp := daemons.Start(t, daemons.Cmd{Name: "nsqlookupd", Bin: bins.NSQLookupd,
 		Args: []string{"--tcp-address=" + l.tcpAddr, "--http-address=" + l.httpAddr, "--broadcast-address=127.0.0.1"}})
@@ -412,6 +412,47 @@ func TestNSQTools(t *testing.T) {
 		sort.Strings(got)
 		if !slices.Equal(got, want) {
 			t.Fatalf("nsq_to_http posted %q, want %q", got, want)
+		}
+	})
+
+	t.Run("nsqadmin without lookupd", func(t *testing.T) {
+		// --nsqd-http-address: nsqadmin learns topics and nodes from each
+		// nsqd's /stats and /info; nsq_stat's channel stat/c holds 7 messages
+		admin := addrs[7]
+		ap := daemons.Start(t, daemons.Cmd{Name: "nsqadmin (nsqd mode)", Bin: tools["nsqadmin"],
+			Args: []string{"--http-address=" + admin, "--nsqd-http-address=" + nodes[0].httpAddr,
+				"--nsqd-http-address=" + nodes[1].httpAddr}})
+		ap.WaitPing(t, admin, waitLimit)
+		defer ap.Stop(t, syscall.SIGTERM, waitLimit)
+		var ns struct {
+			Nodes []struct {
+				Version string `json:"version"`
+			} `json:"nodes"`
+		}
+		adminGet(t, admin, "/api/nodes", &ns)
+		if len(ns.Nodes) != 2 || ns.Nodes[0].Version != "1.3.0" || ns.Nodes[1].Version != "1.3.0" {
+			t.Errorf("/api/nodes: %+v, want our 2 nsqd at 1.3.0", ns)
+		}
+		var topics struct {
+			Topics []string `json:"topics"`
+		}
+		adminGet(t, admin, "/api/topics", &topics)
+		if !slices.Contains(topics.Topics, "stat") {
+			t.Errorf("/api/topics: %v, want stat among them", topics.Topics)
+		}
+		var channel struct {
+			Depth        int64 `json:"depth"`
+			MessageCount int64 `json:"message_count"`
+		}
+		adminGet(t, admin, "/api/topics/stat/c", &channel)
+		if channel.Depth != 7 || channel.MessageCount != 7 {
+			t.Errorf("/api/topics/stat/c: %+v, want 7 messages queued", channel)
+		}
+		adminDo(t, admin, "POST", "/api/topics/stat/c", `{"action":"pause"}`)
+		for _, n := range nodes {
+			if s, _ := n.channelStateOf(t, "stat", "c"); !s.Paused {
+				t.Errorf("after nsqadmin (nsqd mode) pause, nsqd %s channel stat/c %+v", n.httpAddr, s)
+			}
 		}
 	})
 
