@@ -207,6 +207,18 @@ func adminGet(t testing.TB, admin, path string, v interface{}) {
 	}
 }
 
+// adminWantTopic requires nsqadmin's /api/topics to list topic.
+func adminWantTopic(t testing.TB, admin, topic string) {
+	t.Helper()
+	var r struct {
+		Topics []string `json:"topics"`
+	}
+	adminGet(t, admin, "/api/topics", &r)
+	if !slices.Contains(r.Topics, topic) {
+		t.Errorf("nsqadmin /api/topics: %v, want %s among them", r.Topics, topic)
+	}
+}
+
 func adminDo(t testing.TB, admin, method, path, body string) {
 	t.Helper()
 	code, b := doHTTP(t, method, "http://"+admin+path, body)
@@ -433,13 +445,7 @@ func TestNSQTools(t *testing.T) {
 		if len(ns.Nodes) != 2 || ns.Nodes[0].Version != "1.3.0" || ns.Nodes[1].Version != "1.3.0" {
 			t.Errorf("/api/nodes: %+v, want our 2 nsqd at 1.3.0", ns)
 		}
-		var topics struct {
-			Topics []string `json:"topics"`
-		}
-		adminGet(t, admin, "/api/topics", &topics)
-		if !slices.Contains(topics.Topics, "stat") {
-			t.Errorf("/api/topics: %v, want stat among them", topics.Topics)
-		}
+		adminWantTopic(t, admin, "stat")
 		var channel struct {
 			Depth        int64 `json:"depth"`
 			MessageCount int64 `json:"message_count"`
@@ -491,13 +497,7 @@ func TestNSQTools(t *testing.T) {
 				t.Errorf("/api/nodes: node %+v", nd)
 			}
 		}
-		var topics struct {
-			Topics []string `json:"topics"`
-		}
-		adminGet(t, admin, "/api/topics", &topics)
-		if !slices.Contains(topics.Topics, "adm") {
-			t.Errorf("/api/topics: %v, want adm among them", topics.Topics)
-		}
+		adminWantTopic(t, admin, "adm")
 		type aggregate struct {
 			Depth        int64 `json:"depth"`
 			MessageCount int64 `json:"message_count"`
