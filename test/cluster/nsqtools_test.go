@@ -1,7 +1,8 @@
 package cluster
 
 // NSQ's own tools against our built daemons: nsqadmin, nsq_tail, to_nsq,
-// nsq_stat, nsq_to_file, nsq_to_nsq and nsq_to_http of NSQ v1.3.0, built from
+// nsq_stat, nsq_to_file, nsq_to_nsq, nsq_to_http and the bench tools
+// bench_writer, bench_reader and bench_channels of NSQ v1.3.0, built from
 // the Go module proxy as pinned (with checksums) by testdata/nsq-tools — none
 // of their source is in this repository — and run unchanged against an
 // nsqlookupd and two nsqd of ours. Each tool must do its job end to end:
@@ -105,7 +106,6 @@ func (n *nsqdNode) channelStateOf(t testing.TB, topic, channel string) (channelS
 	var r struct {
 		Topics []struct {
 			Name     string `json:"topic_name"`
-			Paused   bool   `json:"paused"`
 			Channels []struct {
 				Name string `json:"channel_name"`
 				channelState
