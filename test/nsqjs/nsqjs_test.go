@@ -92,9 +92,12 @@ type stats struct {
 	Producers []clientStats `json:"producers"`
 }
 
+// httpClient bounds every request the test makes.
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
 func getStats(t *testing.T, httpAddr, topic string) stats {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/stats?format=json&topic=" + topic)
+	resp, err := httpClient.Get("http://" + httpAddr + "/stats?format=json&topic=" + topic)
 	if err != nil {
 		t.Fatal(err)
 	}
